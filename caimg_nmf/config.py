@@ -1,0 +1,408 @@
+"""Configuration: one frozen dataclass per pipeline section, loaded from TOML and validated here.
+
+This module is the one place where configuration is declared and checked. Every key has a
+documented default (``caimg-nmf config --defaults`` prints them all as TOML). Unknown sections
+or keys, wrong types and out-of-range values are errors that name the source, the key and the
+valid choices. A loaded :class:`Config` is immutable: stages read it and never change it;
+``Config.replace`` returns a new one.
+
+Relative paths in a config file (``input.path``, ``output.path``) are relative to the file's
+folder; they are resolved when used (:meth:`Config.resolve_path`), never rewritten in place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Optional, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+__all__ = ["Config", "load_config", "SECTIONS", "parse_override", "describe_defaults"]
+
+
+def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False, length=None):
+    """Declare a config key: its default, its documentation and its allowed values."""
+    meta = {"doc": doc, "choices": choices, "min": min, "max": max,
+            "min_exclusive": min_exclusive, "length": length}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults are not allowed; use a tuple")  # guards our own code
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Sections. Each is a frozen dataclass with a ``section`` name; add new ones to SECTIONS below.
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputConfig:
+    section: ClassVar[str] = "input"
+    path: str = _key("", "Movie to analyse: a TIFF file, a glob or folder of TIFFs (concatenated in "
+                     "time, sorted by name), an HDF5 file, or a .npy file. Relative to the config file.")
+    dataset: str = _key("", "HDF5 dataset holding the movie, e.g. '/mov'. Empty: the file's only 3-D dataset.")
+    axes: str = _key("TYX", "Axis order of the stored movie: 'TYX' (frames first, as TIFF stores it) or "
+                     "'YXT' (height x width x frames, as the NMF primer and MATLAB describe it).",
+                     choices=("TYX", "YXT"))
+    first_frame: int = _key(0, "First frame to use (0-based).", min=0)
+    n_frames: int = _key(0, "Number of frames to use from first_frame; 0 means all.", min=0)
+    frame_rate: float = _key(10.0, "Frames per second of the recording (used for time axes, ΔF/F "
+                             "baseline windows and spike inference). Set it: 10 Hz is only a guess.",
+                             min=0.0, min_exclusive=True)
+    pixel_size_um: Optional[float] = _key(None, "Pixel size in micrometres (scale bars). Omit if unknown.",
+                                          min=0.0, min_exclusive=True)
+    cell_diameter: Optional[float] = _key(None, "Typical cell diameter in pixels. Omit to estimate it "
+                                          "from the movie.", min=2.0)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    section: ClassVar[str] = "preprocess"
+    crop: tuple = _key((), "Crop [top, bottom, left, right] in pixels (Python slice bounds, bottom/right "
+                       "exclusive) applied before anything else; empty for the whole frame.", length=(0, 4))
+    spatial_bin: int = _key(1, "Average blocks of N x N pixels (1 = off).", min=1)
+    temporal_bin: int = _key(1, "Average groups of N consecutive frames (1 = off); divides frame_rate.", min=1)
+    baseline: str = _key("percentile", "How the movie is made nonnegative around its resting level: "
+                         "'percentile' subtracts each pixel's baseline_percentile over time and clips at 0 "
+                         "(cells stand out, static background goes); 'min' subtracts the movie's minimum; "
+                         "'none' only checks that the movie is already nonnegative.",
+                         choices=("percentile", "min", "none"))
+    baseline_percentile: float = _key(10.0, "Percentile over time used as each pixel's baseline.", min=0.0, max=100.0)
+
+
+@dataclass(frozen=True)
+class FactorizeConfig:
+    section: ClassVar[str] = "factorize"
+    method: str = _key("whole", "'whole': one NMF of the whole field with nmf.rank components (the NMF "
+                       "primer's recipe; fine for small, clean movies).",
+                       choices=("whole",))
+
+
+@dataclass(frozen=True)
+class NMFConfig:
+    section: ClassVar[str] = "nmf"
+    rank: int = _key(5, "Number of components K for factorize.method = 'whole'.", min=1)
+    solver: str = _key("hals", "NMF solver.", choices=("hals", "mu", "als", "anls"))
+    beta_loss: str = _key("frobenius", "Loss: 'frobenius' (Gaussian noise) or 'kullback-leibler' (Poisson "
+                          "photon counts; solver 'mu' only).", choices=("frobenius", "kullback-leibler"))
+    init: str = _key("nndsvda", "Initialisation.", choices=("random", "nndsvd", "nndsvda", "nndsvdar"))
+    replicates: int = _key(1, "Independent starts; the lowest-error one is kept.", min=1)
+    max_iter: int = _key(300, "Iteration limit per replicate.", min=1)
+    tol: float = _key(1e-4, "Stop when the relative decrease of the error falls below this.", min=0.0)
+    l1_W: float = _key(0.0, "L1 (sparsity) penalty on footprints.", min=0.0)
+    l1_H: float = _key(0.0, "L1 (sparsity) penalty on traces.", min=0.0)
+    seed: int = _key(0, "Random seed: the same input, config and seed give the same result.", min=0)
+    n_jobs: int = _key(1, "Parallel workers for replicates.", min=1)
+    backend: str = _key("numpy", "Compute backend: 'numpy', or 'torch' (optional extra caimg_nmf[gpu]).",
+                        choices=("numpy", "torch"))
+    memory_budget_gb: float = _key(2.0, "Memory the NMF may use; larger movies are streamed from disk.",
+                                   min=0.0, min_exclusive=True)
+
+
+@dataclass(frozen=True)
+class RoisConfig:
+    section: ClassVar[str] = "rois"
+    threshold: float = _key(0.3, "A pixel belongs to a cell's mask when its footprint value is at least "
+                            "this fraction of the footprint's peak (the region holding the peak is kept).",
+                            min=0.0, max=1.0, min_exclusive=True)
+    min_area: int = _key(4, "Masks smaller than this many pixels are flagged.", min=0)
+
+
+@dataclass(frozen=True)
+class TracesConfig:
+    section: ClassVar[str] = "traces"
+    baseline_percentile: float = _key(8.0, "Running percentile used as the baseline F0 of ΔF/F.", min=0.0, max=100.0)
+    baseline_window_s: float = _key(30.0, "Length of the running-percentile window in seconds.",
+                                    min=0.0, min_exclusive=True)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    section: ClassVar[str] = "output"
+    path: str = _key("", "Result HDF5 file. Empty: '<input name>_caimg/result.h5' in the current folder. "
+                     "Figures go to a 'figures' folder beside it.")
+    overwrite: bool = _key(False, "Replace an existing result at output.path (atomically).")
+
+
+@dataclass(frozen=True)
+class FiguresConfig:
+    section: ClassVar[str] = "figures"
+    enabled: bool = _key(True, "Write figures after the run.")
+    formats: tuple = _key(("png", "pdf"), "File formats to write.", choices=("png", "pdf", "svg"))
+    style: str = _key("paper", "'paper' (journal column sizes) or 'screen'.", choices=("paper", "screen"))
+    dpi: int = _key(300, "Resolution of raster figures.", min=50)
+
+
+SECTIONS: tuple = (InputConfig, PreprocessConfig, FactorizeConfig, NMFConfig, RoisConfig,
+                   TracesConfig, OutputConfig, FiguresConfig)
+
+
+# --------------------------------------------------------------------------------------------
+# The Config object
+# --------------------------------------------------------------------------------------------
+
+def _section_attr(cls) -> str:
+    return cls.section
+
+
+def _make_config_class():
+    fields = [(_section_attr(cls), cls, field(default_factory=cls)) for cls in SECTIONS]
+    return dataclasses.make_dataclass("_ConfigBase", fields, frozen=True)
+
+
+class Config(_make_config_class()):
+    """The whole pipeline configuration: one attribute per section (``cfg.nmf.rank``).
+
+    Build it with :func:`load_config` (TOML file), :meth:`from_dict`, or ``Config()`` for the
+    defaults. ``base_dir`` is the folder that relative paths are resolved against.
+    """
+
+    def __init__(self, *args, base_dir: str | Path | None = None, source: str = "<defaults>", **kwargs):
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "base_dir", Path(base_dir) if base_dir is not None else Path.cwd())
+        object.__setattr__(self, "source", source)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "<dict>", base_dir=None) -> "Config":
+        """Validate a nested mapping ``{section: {key: value}}`` and build a Config."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the configuration must be a table of sections, got "
+                              f"{type(data).__name__}") from None
+        by_name = {c.section: c for c in SECTIONS}
+        sections = {}
+        for name, values in data.items():
+            if name not in by_name:
+                raise ConfigError(f"{source}: unknown section [{name}]. Valid sections: "
+                                  f"{', '.join(sorted(by_name))}.") from None
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table of keys, got {values!r}") from None
+            sections[name] = _build_section(by_name[name], values, source)
+        cfg = cls(base_dir=base_dir, source=source, **sections)
+        _check_cross(cfg, source)
+        return cfg
+
+    def replace(self, overrides: dict | None = None, **dotted) -> "Config":
+        """Return a new Config with ``{"section.key": value}`` overrides applied and validated."""
+        merged = self.to_dict()
+        for dotted_key, value in {**(overrides or {}), **dotted}.items():
+            section, key = _split_dotted(dotted_key)
+            merged.setdefault(section, {})[key] = value
+        return Config.from_dict(merged, source=self.source, base_dir=self.base_dir)
+
+    # -- output ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Nested plain-Python dict of every key (defaults included); None values are left out."""
+        out = {}
+        for cls in SECTIONS:
+            sec = getattr(self, cls.section)
+            out[cls.section] = {f.name: (list(v) if isinstance(v, tuple) else v)
+                                for f in dataclasses.fields(sec)
+                                if (v := getattr(sec, f.name)) is not None}
+        return out
+
+    def to_toml(self) -> str:
+        """The effective configuration as TOML text (written into every result)."""
+        return _dict_to_toml(self.to_dict())
+
+    def resolve_path(self, path: str) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def load_config(path=None, overrides: dict | None = None) -> Config:
+    """Load a TOML config file (or the defaults when ``path`` is None) and apply overrides.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        TOML file. Relative paths inside it are relative to its folder.
+    overrides : dict, optional
+        ``{"section.key": value}`` applied after the file (e.g. from the command line).
+    """
+    if path is None:
+        cfg = Config()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}. Check the path, or run without a "
+                              "config file and give --input.") from None
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file; a config must be UTF-8 TOML.") from None
+        cfg = Config.from_dict(data, source=str(path), base_dir=path.resolve().parent)
+    return cfg.replace(overrides) if overrides else cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``section.key=value`` from the command line; the value is read as TOML, else as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set nmf.rank=10") from None
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    _split_dotted(key)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as  --set nmf.solver=mu
+    return key, value
+
+
+def describe_defaults() -> str:
+    """Every section and key with its default and documentation, as commented TOML."""
+    lines = ["# caimg_nmf configuration: every key with its default.", ""]
+    defaults = Config().to_dict()
+    for cls in SECTIONS:
+        lines.append(f"[{cls.section}]")
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            doc = meta["doc"]
+            if meta.get("choices"):
+                doc += f" Choices: {', '.join(map(str, meta['choices']))}."
+            lines.append(f"# {doc}")
+            value = defaults[cls.section].get(f.name)
+            lines.append(f"{f.name} = {_toml_value(value)}" if value is not None else f"# {f.name} = (unset)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: the one place
+# --------------------------------------------------------------------------------------------
+
+def _split_dotted(dotted: str) -> tuple[str, str]:
+    parts = dotted.split(".")
+    valid = {c.section: c for c in SECTIONS}
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"config key {dotted!r} must look like section.key, e.g. nmf.rank") from None
+    if parts[0] not in valid:
+        raise ConfigError(f"unknown config section {parts[0]!r} in {dotted!r}. Valid sections: "
+                          f"{', '.join(sorted(valid))}.") from None
+    names = [f.name for f in dataclasses.fields(valid[parts[0]])]
+    if parts[1] not in names:
+        raise ConfigError(f"unknown config key {dotted!r}. Valid keys in [{parts[0]}]: {', '.join(names)}.") from None
+    return parts[0], parts[1]
+
+
+def _build_section(cls, values: dict, source: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key {key!r} in [{cls.section}]. Valid keys: "
+                              f"{', '.join(fields)}.") from None
+        kwargs[key] = _check_value(f"{cls.section}.{key}", value, hints[key], fields[key].metadata, source)
+    return cls(**kwargs)
+
+
+def _type_name(tp) -> str:
+    if tp is type(None):
+        return "nothing"
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            tuple: "a list"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check_value(where: str, value, tp, meta, source):
+    def fail(why):
+        raise ConfigError(f"{source}: {where} = {value!r}: {why}") from None
+
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        errors = []
+        for option in options:  # first matching alternative wins
+            try:
+                return _check_value(where, value, option, meta, source)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        fail(f"expected {_type_name(tp)}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            fail("expected true or false (TOML booleans are lower case, without quotes)")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail("expected an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("expected a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            fail("expected a string (in quotes)")
+    elif tp is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            fail("expected a list, e.g. [1, 2]")
+        value = tuple(value)
+        length = meta.get("length")
+        if length is not None and len(value) not in length:
+            fail(f"expected a list of {' or '.join(map(str, length))} items")
+        if meta.get("choices"):
+            bad = [v for v in value if v not in meta["choices"]]
+            if bad:
+                fail(f"{bad[0]!r} is not allowed. Valid choices: {', '.join(map(str, meta['choices']))}")
+        return value
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        fail(f"not one of the valid choices: {', '.join(map(str, meta['choices']))}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:
+            fail("NaN is not allowed")
+        if lo is not None and (value < lo or (meta.get("min_exclusive") and value == lo)):
+            fail(f"must be {'greater than' if meta.get('min_exclusive') else 'at least'} {lo}")
+        if hi is not None and value > hi:
+            fail(f"must be at most {hi}")
+    return value
+
+
+def _check_cross(cfg: Config, source: str) -> None:
+    """Checks that involve more than one key."""
+    def fail(msg):
+        raise ConfigError(f"{source}: {msg}") from None
+
+    if cfg.nmf.beta_loss == "kullback-leibler" and cfg.nmf.solver != "mu":
+        fail("nmf.beta_loss = 'kullback-leibler' needs nmf.solver = 'mu' (the only solver for KL).")
+    crop = cfg.preprocess.crop
+    if crop:
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in crop):
+            fail(f"preprocess.crop = {list(crop)}: expected four nonnegative integers [top, bottom, left, right]")
+        if crop[0] >= crop[1] or crop[2] >= crop[3]:
+            fail(f"preprocess.crop = {list(crop)}: top must be < bottom and left < right")
+
+
+# --------------------------------------------------------------------------------------------
+# TOML writing (tomllib reads only); enough for our flat sections.
+# --------------------------------------------------------------------------------------------
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _dict_to_toml(data: dict) -> str:
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    return "\n".join(lines)
