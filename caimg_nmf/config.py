@@ -53,6 +53,8 @@ class InputConfig:
                      choices=("TYX", "YXT"))
     first_frame: int = _key(0, "First frame to use (0-based).", min=0)
     n_frames: int = _key(0, "Number of frames to use from first_frame; 0 means all.", min=0)
+    check_axes: bool = _key(True, "Refuse an axis order that looks wrong (frames 8x longer than wide while the "
+                            "other order gives ordinary frames). Set false if such frames are real.")
     frame_rate: float = _key(10.0, "Frames per second of the recording (used for time axes, ΔF/F "
                              "baseline windows and spike inference). Set it: 10 Hz is only a guess.",
                              min=0.0, min_exclusive=True)

@@ -1,0 +1,213 @@
+"""The result file: HDF5 schema v1 (see docs/schema.md), written atomically, read back as Result.
+
+Core datasets (never renamed): ``/footprints`` (K, H, W) float32, ``/traces`` (K, T) float32,
+``/dff`` (K, T) float32, ``/roi_masks`` (K, H, W) uint8, ``/mean_image`` (H, W) float32,
+``/nmf/loss`` (n_iter,). Any other array the pipeline produced (background, shifts, spikes,
+rejected components, ROI tables…) is stored under its own name in ``extras``. Root attributes
+hold the schema version, package version, the TOML config actually used, and the input's identity.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .atomic import atomic_path
+
+__all__ = ["Result", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+_CORE = ("footprints", "traces", "dff", "roi_masks", "mean_image")
+
+
+@dataclass
+class Result:
+    """Cells found in a movie, with everything needed to check and plot them.
+
+    Attributes
+    ----------
+    footprints : ndarray (K, H, W) float32
+        Spatial footprint of each cell, each scaled to a peak of 1.
+    traces : ndarray (K, T) float32
+        Activity of each cell in movie units (fluorescence at its footprint peak).
+    dff : ndarray (K, T) float32
+        ΔF/F of each trace.
+    roi_masks : ndarray (K, H, W) bool
+        Binary mask of each cell (also ``.masks``).
+    mean_image : ndarray (H, W) float32
+        Mean of the (registered, cropped) movie.
+    loss : ndarray (n_iter,)
+        Relative error per NMF iteration.
+    extras : dict of str -> ndarray
+        Further datasets by HDF5 path, e.g. ``"spikes"``, ``"motion/shifts"``,
+        ``"rejected/footprints"``.
+    attrs : dict
+        Root attributes: provenance, config (TOML text), input identity, frame rate, timings.
+    """
+
+    footprints: np.ndarray
+    traces: np.ndarray
+    dff: np.ndarray
+    roi_masks: np.ndarray
+    mean_image: np.ndarray
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    extras: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self):
+        self.footprints = np.asarray(self.footprints, np.float32)
+        K = self.footprints.shape[0]
+        self.traces = np.asarray(self.traces, np.float32)
+        self.dff = np.asarray(self.dff, np.float32)
+        self.roi_masks = np.asarray(self.roi_masks, bool)
+        self.mean_image = np.asarray(self.mean_image, np.float32)
+        if self.footprints.ndim != 3 or self.traces.ndim != 2 or self.traces.shape[0] != K \
+                or self.roi_masks.shape != self.footprints.shape or self.dff.shape != self.traces.shape \
+                or self.mean_image.shape != self.footprints.shape[1:]:
+            raise InputError(
+                f"inconsistent result shapes: footprints {self.footprints.shape}, traces {self.traces.shape}, "
+                f"dff {self.dff.shape}, roi_masks {self.roi_masks.shape}, mean_image {self.mean_image.shape}; "
+                "expected (K,H,W), (K,T), (K,T), (K,H,W), (H,W).") from None
+
+    # -- convenient views -----------------------------------------------------------------
+    @property
+    def masks(self) -> np.ndarray:
+        return self.roi_masks
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.footprints.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.traces.shape[1])
+
+    @property
+    def frame_shape(self) -> tuple:
+        return tuple(self.mean_image.shape)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.attrs.get("frame_rate", 0.0)) or 10.0
+
+    @property
+    def config_toml(self) -> str:
+        return str(self.attrs.get("config", ""))
+
+    @property
+    def config(self):
+        """The configuration the result was made with, as a :class:`caimg_nmf.config.Config`."""
+        from ..config import Config, tomllib
+
+        return Config.from_dict(tomllib.loads(self.config_toml), source=f"{self.path or 'result'}:/config")
+
+    def get(self, name, default=None):
+        """An extra dataset by name (e.g. ``"spikes"``), or ``default``."""
+        return self.extras.get(name.strip("/"), default)
+
+    def __repr__(self):
+        T = self.n_frames
+        H, W = self.frame_shape
+        return f"Result({self.n_cells} cells, {T} frames of {H} x {W}{', from ' + str(self.path) if self.path else ''})"
+
+    # -- HDF5 -------------------------------------------------------------------------------
+    def save(self, path, *, overwrite: bool = True) -> Path:
+        """Write the result to ``path`` atomically (temporary file, then rename)."""
+        import h5py
+
+        path = Path(path)
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            with h5py.File(tmp, "w") as fh:
+                opts = dict(compression="gzip", compression_opts=4, shuffle=True)
+                fh.create_dataset("footprints", data=self.footprints, **(opts if self.footprints.size else {}))
+                fh.create_dataset("traces", data=self.traces)
+                fh.create_dataset("dff", data=self.dff)
+                fh.create_dataset("roi_masks", data=self.roi_masks.astype(np.uint8),
+                                  **(opts if self.roi_masks.size else {}))
+                fh.create_dataset("mean_image", data=self.mean_image)
+                fh.create_dataset("nmf/loss", data=np.asarray(self.loss, np.float64))
+                for name, value in self.extras.items():
+                    _write_extra(fh, name.strip("/"), value)
+                attrs = {"schema_version": SCHEMA_VERSION, "n_cells": self.n_cells, **self.attrs}
+                for key, value in attrs.items():
+                    fh.attrs[key] = _attr_value(value)
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Result":
+        """Read a result file written by :meth:`save` (schema v1)."""
+        import h5py
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"result file not found: {path}") from None
+        try:
+            fh = h5py.File(path, "r")
+        except OSError as exc:
+            raise InputError(f"{path}: not a readable HDF5 result file ({exc}).") from None
+        with fh:
+            missing = [n for n in _CORE if n not in fh]
+            if missing or "schema_version" not in fh.attrs:
+                raise InputError(f"{path}: not a caimg_nmf result (missing {', '.join(missing) or 'schema_version'}).") from None
+            version = int(fh.attrs["schema_version"])
+            if version > SCHEMA_VERSION:
+                raise InputError(f"{path}: result schema v{version} is newer than this caimg_nmf reads "
+                                 f"(v{SCHEMA_VERSION}); upgrade caimg_nmf.") from None
+            core = {n: fh[n][()] for n in _CORE}
+            loss = fh["nmf/loss"][()] if "nmf/loss" in fh else np.zeros(0)
+            extras = {}
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset) and name not in _CORE and name != "nmf/loss":
+                    extras[name] = _read_dataset(obj)
+
+            fh.visititems(visit)
+            attrs = {k: _read_attr(v) for k, v in fh.attrs.items()}
+        return cls(**core, loss=loss, extras=extras, attrs=attrs, path=path)
+
+
+def _write_extra(fh, name, value):
+    if isinstance(value, (list, tuple)) and (len(value) == 0 or isinstance(value[0], str)):
+        import h5py
+
+        fh.create_dataset(name, data=np.array(value, dtype=object), dtype=h5py.string_dtype())
+        return
+    arr = np.asarray(value)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype == np.float64 and arr.ndim >= 2:
+        arr = arr.astype(np.float32)
+    opts = dict(compression="gzip", compression_opts=4, shuffle=True) if arr.ndim >= 2 and arr.size > 4096 else {}
+    fh.create_dataset(name, data=arr, **opts)
+
+
+def _read_dataset(ds):
+    import h5py
+
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        return [s.decode() if isinstance(s, bytes) else str(s) for s in ds[()]]
+    return ds[()]
+
+
+def _attr_value(value):
+    if isinstance(value, (dict, list, tuple)) and not (isinstance(value, (list, tuple)) and value
+                                                     and all(isinstance(v, (int, float)) for v in value)):
+        return json.dumps(value)
+    if value is None:
+        return ""
+    return value
+
+
+def _read_attr(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return value
