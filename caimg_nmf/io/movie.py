@@ -245,9 +245,9 @@ def _check_axes(movie: Movie, axes: str):
     other = "YXT" if axes == "TYX" else "TYX"
     # Frames 8x longer than wide while the other order gives near-square frames: almost surely the
     # wrong axis order (e.g. a height x width x frames array read as frames first).
-    alt = (H, W, T) if axes == "TYX" else (W, T, H)
+    alt = (T, H) if axes == "TYX" else (W, T)  # the frame the other order would give
     aspect = max(H, W) / max(1, min(H, W))
-    alt_aspect = max(alt[1], alt[2]) / max(1, min(alt[1], alt[2]))
+    alt_aspect = max(alt) / max(1, min(alt))
     if aspect >= 8 and alt_aspect <= 2:
         _fail(f"{movie.source}: read with axes {axes!r} the movie has {T} frames of {H} x {W} pixels, "
               f"which looks like the wrong axis order. If the data is stored as "

@@ -1,0 +1,192 @@
+"""The ``caimg-nmf`` command line: parse, call the Python API, map errors to exit codes.
+
+Exit codes: 0 success, 2 bad input or usage (the message says what and how to fix it),
+1 an unexpected failure, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._version import __version__
+from .errors import CaimgError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors exit 2 with a one-line reason, as argparse does
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"caimg-nmf: error: {message}\n")
+
+
+def _overrides_from_args(args) -> dict:
+    from .config import parse_override
+
+    overrides = dict(parse_override(text) for text in (args.set or []))
+    for flag, key in (("input", "input.path"), ("output", "output.path"), ("rank", "nmf.rank"),
+                      ("cell_diameter", "input.cell_diameter"), ("frame_rate", "input.frame_rate")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = str(Path(value).resolve()) if flag in ("input", "output") else value
+    if getattr(args, "overwrite", False):
+        overrides["output.overwrite"] = True
+    if getattr(args, "no_figures", False):
+        overrides["figures.enabled"] = False
+    return overrides
+
+
+def _add_run_options(p):
+    p.add_argument("--input", "-i", metavar="PATH", help="movie file, folder or glob of TIFFs (overrides input.path)")
+    p.add_argument("--output", "-o", metavar="RESULT.h5", help="result file (overrides output.path)")
+    p.add_argument("--rank", "-k", type=int, metavar="K", help="number of components (overrides nmf.rank)")
+    p.add_argument("--cell-diameter", type=float, metavar="PX", help="typical cell diameter in pixels")
+    p.add_argument("--frame-rate", type=float, metavar="HZ", help="frames per second of the recording")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override any config key, e.g. --set nmf.solver=mu (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    p.add_argument("--no-figures", action="store_true", help="skip figures")
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .pipeline import run
+
+    cfg = load_config(args.config, _overrides_from_args(args))
+    if not cfg.input.path:
+        raise CaimgError("no input movie: give --input PATH or set input.path in a config file.")
+    result = run(cfg, quiet=args.quiet)
+    print(f"{result.n_cells} cells -> {result.path}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from .config import Config
+    from .pipeline import run
+    from .synthetic import load_truth, sample_data_path
+
+    started = time.perf_counter()
+    out_dir = Path(args.output or "caimg_nmf_demo").resolve()
+    movie_path = sample_data_path("five_cells.tif")
+    cfg = Config().replace({"input.path": str(movie_path), "input.frame_rate": 10.0, "nmf.rank": 5,
+                            "nmf.replicates": 3, "output.path": str(out_dir / "result.h5"),
+                            "output.overwrite": True})
+    result = run(cfg, quiet=args.quiet)
+    truth = load_truth(sample_data_path("five_cells_truth.h5"))
+    summary = _compare_to_truth(result, truth)
+    print(f"demo: found {result.n_cells} cells in {movie_path.name} "
+          f"({result.n_frames} frames of {result.frame_shape[0]} x {result.frame_shape[1]}) "
+          f"in {time.perf_counter() - started:.1f} s")
+    print(f"demo: {summary}")
+    print(f"demo: result {result.path}")
+    print(f"demo: figures {result.path.parent / 'figures'}")
+    return EXIT_OK
+
+
+def _compare_to_truth(result, truth) -> str:
+    from .evaluate import match_footprints
+    import numpy as np
+
+    pairs = match_footprints(result.footprints, truth.footprints, min_cosine=0.0)
+    cos = [c for _, _, c in pairs]
+    corr = [float(np.corrcoef(result.traces[i], truth.traces[j])[0, 1]) for i, j, _ in pairs]
+    good = sum(1 for c, r in zip(cos, corr) if c >= 0.9 and r >= 0.9)
+    return (f"{good}/{len(truth.footprints)} planted cells recovered (footprint cosine >= 0.9 and trace "
+            f"correlation >= 0.9; worst cosine {min(cos, default=0):.3f}, worst correlation {min(corr, default=0):.3f})")
+
+
+def cmd_info(args) -> int:
+    from .io.result import Result
+
+    result = Result.load(args.result)
+    a = result.attrs
+    H, W = result.frame_shape
+    lines = [f"{args.result}: caimg_nmf result, schema v{a.get('schema_version')}, made by caimg_nmf "
+             f"{a.get('caimg_nmf_version')} on {a.get('created')}",
+             f"  input: {a.get('input_path') or a.get('input_source')} shape {a.get('input_shape')} "
+             f"{a.get('input_dtype')} hash {a.get('input_hash')}",
+             f"  cells: {result.n_cells}; frames: {result.n_frames} at {result.frame_rate:g} Hz; frame {H} x {W}",
+             f"  run time: {a.get('elapsed_s')} s; stages: {a.get('stage_timings')}",
+             "  datasets:"]
+    core = {"footprints": result.footprints, "traces": result.traces, "dff": result.dff,
+            "roi_masks": result.roi_masks, "mean_image": result.mean_image, "nmf/loss": result.loss}
+    for name, arr in {**core, **result.extras}.items():
+        shape = getattr(arr, "shape", (len(arr),))
+        dtype = getattr(arr, "dtype", "str")
+        lines.append(f"    /{name} {tuple(shape)} {dtype}")
+    if args.config:
+        lines += ["  config:", *("    " + l for l in result.config_toml.splitlines())]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_config(args) -> int:
+    from .config import describe_defaults, load_config
+
+    if args.config is None:
+        print(describe_defaults())
+    else:
+        print(load_config(args.config, _overrides_from_args(args)).to_toml())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="caimg-nmf", description="Calcium-imaging movies to cells with NMF.")
+    parser.add_argument("--version", action="version", version=f"caimg-nmf {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("run", help="find cells in a movie")
+    p.add_argument("config", nargs="?", help="TOML config file (optional)")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run on the shipped sample movie")
+    p.add_argument("--output", "-o", metavar="DIR", help="result folder (default ./caimg_nmf_demo)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("info", help="describe a result file")
+    p.add_argument("result", help="result HDF5 file")
+    p.add_argument("--config", action="store_true", help="also print the config the result was made with")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("config", help="print every config key with its default, or a file's effective config")
+    p.add_argument("config", nargs="?", help="TOML config file")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # --quiet/--debug are accepted before or after the subcommand
+    for flag in ("quiet", "debug"):
+        if f"--{flag}" in (argv if argv is not None else sys.argv[1:]):
+            setattr(args, flag, True)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except CaimgError as exc:
+        print(f"caimg-nmf: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("caimg-nmf: interrupted; no partial result was left behind.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: say what, not a traceback
+        if args.debug:
+            raise
+        print(f"caimg-nmf: unexpected error: {type(exc).__name__}: {exc}\n"
+              "Run again with --debug for a traceback, and please report it.", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

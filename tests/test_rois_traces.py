@@ -1,0 +1,50 @@
+import numpy as np
+
+from caimg_nmf.config import Config
+from caimg_nmf.stages.rois import contours_of, masks_from_footprints
+from caimg_nmf.stages.traces import compute_dff, running_percentile
+
+
+def blob(shape, centre, sigma):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma ** 2))
+
+
+def test_masks_keep_region_holding_peak():
+    fp = blob((30, 40), (10, 10), 2.0) + 0.8 * blob((30, 40), (20, 32), 2.0)  # two separate blobs
+    rois = masks_from_footprints(fp[None], threshold=0.3)
+    mask = rois.masks[0]
+    assert mask[10, 10] and not mask[20, 32]
+    # area of a gaussian above 0.3 of peak: pi * r^2 with r = sigma*sqrt(2 ln(1/0.3))
+    r2 = 2.0 ** 2 * 2 * np.log(1 / 0.3)
+    assert abs(rois.areas[0] - np.pi * r2) < 6
+    np.testing.assert_allclose(rois.centroids[0], (10, 10), atol=0.1)
+    assert len(contours_of(mask)) == 1
+
+
+def test_empty_and_zero_footprints():
+    rois = masks_from_footprints(np.zeros((0, 5, 5)))
+    assert rois.masks.shape == (0, 5, 5)
+    rois = masks_from_footprints(np.zeros((1, 5, 5)))
+    assert not rois.masks.any()
+
+
+def test_dff_known_transient_on_drifting_baseline():
+    T, fr = 3000, 10.0
+    t = np.arange(T)
+    resting = 100.0
+    drift = 20 * t / T                      # slow bleaching-like drift in the trace
+    trace = drift.copy()
+    trace[1500:1510] += 50                  # one transient of 50 on F ≈ 110
+    dff = compute_dff(trace[None], np.array([resting]), fr, Config().traces)[0]
+    assert abs(dff[1505] - 50 / (resting + drift[1505])) < 0.03
+    assert np.abs(dff[:1400]).max() < 0.02   # flat where nothing happens, despite the drift
+
+
+def test_running_percentile_matches_exact_filter():
+    from scipy import ndimage
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(2, 500)), axis=1)
+    exact = ndimage.percentile_filter(x, 10, size=(1, 101), mode="nearest")
+    approx = running_percentile(x, 101, 10)
+    assert np.abs(approx - exact).mean() < 0.5 * np.abs(np.diff(x)).mean() * 5
