@@ -76,7 +76,11 @@ class PreprocessConfig:
                          "(cells stand out, static background goes); 'min' subtracts the movie's minimum; "
                          "'none' only checks that the movie is already nonnegative.",
                          choices=("percentile", "min", "none"))
-    baseline_percentile: float = _key(10.0, "Percentile over time used as each pixel's baseline.", min=0.0, max=100.0)
+    baseline_percentile: float = _key(50.0, "Percentile over time used as each pixel's baseline. The median "
+                                      "is a pixel's resting level when cells fire sparsely; a low percentile "
+                                      "leaves a positive noise floor after clipping that NMF spreads into "
+                                      "every footprint (five-cell sample: worst footprint cosine 0.87 at 10, "
+                                      "0.98 at 50).", min=0.0, max=100.0)
 
 
 @dataclass(frozen=True)

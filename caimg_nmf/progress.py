@@ -64,9 +64,8 @@ class Reporter:
             def advance(n=1):
                 before = done[0]
                 done[0] += n
-                for m in sorted(marks):
-                    if before < m <= done[0]:
-                        print(f"caimg-nmf: {description}: {done[0]}/{total} {unit}", file=self.stream, flush=True)
+                if any(before < m <= done[0] for m in marks):
+                    print(f"caimg-nmf: {description}: {done[0]}/{total} {unit}", file=self.stream, flush=True)
 
             self.info(f"{description} ...")
             yield advance

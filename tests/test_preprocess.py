@@ -45,7 +45,7 @@ def test_baseline_percentile_makes_nonnegative_and_keeps_activity():
     rng = np.random.default_rng(0)
     frames = (100 + rng.random((200, 6, 6))).astype(np.float32)
     frames[50:60, 2, 2] += 50
-    out, baseline = remove_baseline(frames.copy(), Config().preprocess)
+    out, baseline = remove_baseline(frames.copy(), cfg(**{"preprocess.baseline_percentile": 10.0}).preprocess)
     assert out.min() >= 0
     assert abs(baseline.mean() - 100.1) < 0.05
     assert out[55, 2, 2] > 49

@@ -1,0 +1,85 @@
+"""End to end: the pipeline recovers planted cells from movies on disk, via configs."""
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+import caimg_nmf
+from caimg_nmf.config import load_config
+from caimg_nmf.errors import CaimgError, ConfigError, InputError
+from conftest import match_report
+
+
+def test_sample_movie_every_planted_cell_recovered(tmp_path, five_cells):
+    movie_path, truth = five_cells
+    result = caimg_nmf.run(input=movie_path, output=tmp_path / "r.h5", rank=5, figures=False, quiet=True)
+    assert result.n_cells == 5
+    cos, corr = match_report(result.footprints, result.traces, truth)
+    assert len(cos) == 5
+    assert cos.min() >= 0.9, cos
+    assert corr.min() >= 0.9, corr
+    back = caimg_nmf.Result.load(tmp_path / "r.h5")
+    np.testing.assert_array_equal(back.footprints, result.footprints)
+    assert back.config.nmf.rank == 5
+    assert back.attrs["input_hash"] and back.attrs["input_shape"] == [300, 64, 64]
+    # components ordered by their share of the reconstruction, largest first
+    energy = (back.footprints.reshape(5, -1) ** 2).sum(1) * (back.traces ** 2).sum(1)
+    assert np.all(np.diff(energy) <= 1e-6 * energy.max())
+    assert np.allclose(back.footprints.reshape(5, -1).max(1), 1.0)
+
+
+def test_same_seed_same_result(tmp_path, five_cells):
+    movie_path, _ = five_cells
+    a = caimg_nmf.run(input=movie_path, rank=5, save=False, quiet=True, overrides={"nmf.replicates": 2})
+    b = caimg_nmf.run(input=movie_path, rank=5, save=False, quiet=True, overrides={"nmf.replicates": 2})
+    np.testing.assert_array_equal(a.footprints, b.footprints)
+    np.testing.assert_array_equal(a.traces, b.traces)
+
+
+def test_tiff_config(tmp_path, repo, five_cells):
+    cfg = load_config(repo / "configs" / "tiff_recording.toml",
+                      {"output.path": str(tmp_path / "t.h5"), "figures.enabled": False})
+    result = caimg_nmf.run(cfg, quiet=True)
+    cos, corr = match_report(result.footprints, result.traces, five_cells[1])
+    assert cos.min() >= 0.9 and corr.min() >= 0.9
+
+
+def test_hdf5_config_yxt(tmp_path, repo, five_cells):
+    movie_path, truth = five_cells
+    frames = tifffile.imread(movie_path)
+    h5 = tmp_path / "recording.h5"
+    with h5py.File(h5, "w") as f:
+        f["mov"] = np.moveaxis(frames, 0, 2)        # height x width x frames, as the config says
+        f["timestamps"] = np.arange(len(frames))
+    shutil.copy(repo / "configs" / "hdf5_recording.toml", tmp_path / "c.toml")
+    cfg = load_config(tmp_path / "c.toml", {"output.path": "out/r.h5", "figures.enabled": False})
+    result = caimg_nmf.run(cfg, quiet=True)
+    assert result.path == tmp_path / "out" / "r.h5"
+    cos, corr = match_report(result.footprints, result.traces, truth)
+    assert cos.min() >= 0.9 and corr.min() >= 0.9
+
+
+def test_input_never_modified(tmp_path):
+    truth = caimg_nmf.synthetic.make_movie(3, (32, 40), 120, seed=3)
+    movie = truth.movie.copy()
+    caimg_nmf.run(movie=movie, rank=3, save=False, quiet=True)
+    np.testing.assert_array_equal(movie, truth.movie)
+
+
+def test_rank_too_large_and_existing_output(tmp_path, five_cells):
+    movie_path, _ = five_cells
+    with pytest.raises(ConfigError, match="larger than min"):
+        caimg_nmf.run(movie=np.random.default_rng(0).random((6, 4, 4)), rank=7, save=False, quiet=True)
+    out = tmp_path / "r.h5"
+    caimg_nmf.run(input=movie_path, output=out, rank=2, figures=False, quiet=True)
+    with pytest.raises(InputError, match="already exists.*--overwrite"):
+        caimg_nmf.run(input=movie_path, output=out, rank=2, figures=False, quiet=True)
+
+
+def test_failed_run_leaves_no_result(tmp_path):
+    bad = np.ones((20, 8, 8), np.float32)   # constant: nothing to factorize
+    with pytest.raises(CaimgError, match="constant"):
+        caimg_nmf.run(movie=bad, rank=2, output=tmp_path / "r.h5", quiet=True)
+    assert list(tmp_path.iterdir()) == []
