@@ -135,11 +135,23 @@ def cmd_config(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="caimg-nmf", description="Calcium-imaging movies to cells with NMF.")
+    # --quiet and --debug work before or after the subcommand; SUPPRESS keeps a subcommand's
+    # unset flag from overwriting one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress output")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of unexpected errors")
+    parser = _Parser(prog="caimg-nmf", description="Calcium-imaging movies to cells with NMF.",
+                     parents=[common])
     parser.add_argument("--version", action="version", version=f"caimg-nmf {__version__}")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add = sub.add_parser
+
+    def add_parser(name, **kw):
+        return _add(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser
 
     p = sub.add_parser("run", help="find cells in a movie")
     p.add_argument("config", nargs="?", help="TOML config file (optional)")
@@ -165,10 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # --quiet/--debug are accepted before or after the subcommand
-    for flag in ("quiet", "debug"):
-        if f"--{flag}" in (argv if argv is not None else sys.argv[1:]):
-            setattr(args, flag, True)
+    args.quiet = getattr(args, "quiet", False)
+    args.debug = getattr(args, "debug", False)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

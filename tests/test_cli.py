@@ -1,0 +1,77 @@
+"""The command line: exit codes and messages a user sees."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from caimg_nmf.cli import main
+
+
+def cli(*args):
+    """Run the CLI in a subprocess, as a user would."""
+    p = subprocess.run([sys.executable, "-m", "caimg_nmf.cli", *map(str, args)], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_run_and_info(tmp_path, five_cells):
+    movie, _ = five_cells
+    out = tmp_path / "res" / "r.h5"
+    code, stdout, stderr = cli("run", "--input", movie, "--output", out, "--rank", "5", "--no-figures", "--quiet")
+    assert code == 0, stderr
+    assert "5 cells" in stdout and stderr == ""
+    code, stdout, _ = cli("info", out, "--config")
+    assert code == 0
+    assert "cells: 5" in stdout and "/footprints (5, 64, 64)" in stdout and "rank = 5" in stdout
+
+
+def test_set_overrides_and_config_printing(tmp_path, capsys):
+    assert main(["config"]) == 0
+    assert "[nmf]" in capsys.readouterr().out
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[nmf]\nrank = 3\n")
+    assert main(["config", str(cfg), "--set", "nmf.solver=mu"]) == 0
+    text = capsys.readouterr().out
+    assert 'solver = "mu"' in text and "rank = 3" in text
+
+
+@pytest.mark.parametrize("make_args, expected", [
+    (lambda d: ["run", "--input", d / "missing.tif"], "not found"),
+    (lambda d: ["run", "--input", d / "notes.txt"], "not a TIFF, HDF5 or .npy"),
+    (lambda d: ["run", "--input", d / "image.tif"], "single 2-D image"),
+    (lambda d: ["run", "--input", d / "yxt.npy"], "input.axes = 'YXT'"),
+    (lambda d: ["run", "--input", d / "nan.tif"], "frame 3 contains NaN"),
+    (lambda d: ["run", "--input", d / "flat.tif"], "constant"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--rank", "0"], "nmf.rank = 0: must be at least 1"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--rank", "-3"], "must be at least 1"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--rank", "500"], "larger than min(pixels, frames)"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--set", "nmf.rnk=3"], "Valid keys in [nmf]"),
+    (lambda d: ["run", d / "typo.toml"], "unknown key 'rnak' in [nmf]"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--output", d / "blocker" / "r.h5"], "cannot create the output folder"),
+    (lambda d: ["run"], "no input movie"),
+    (lambda d: ["info", d / "movie.tif"], "not a readable HDF5"),
+])
+def test_bad_input_exit_2_with_clear_message(tmp_path, make_args, expected):
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "movie.tif", (rng.random((20, 16, 16)) * 100).astype(np.uint16))
+    tifffile.imwrite(tmp_path / "image.tif", np.zeros((16, 16), np.uint16))
+    nan = rng.random((10, 8, 8)).astype(np.float32)
+    nan[3, 2, 2] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", nan)
+    tifffile.imwrite(tmp_path / "flat.tif", np.full((10, 8, 8), 5, np.uint16))
+    np.save(tmp_path / "yxt.npy", rng.random((64, 64, 1000)).astype(np.float32))
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    (tmp_path / "typo.toml").write_text("[input]\npath = 'movie.tif'\n[nmf]\nrnak = 3\n")
+    code, stdout, stderr = cli(*make_args(tmp_path), "--no-figures") if make_args(tmp_path)[0] == "run" \
+        else cli(*make_args(tmp_path))
+    assert code == 2, (stdout, stderr)
+    assert expected in stderr, stderr
+    assert "Traceback" not in stderr
+    assert not list(tmp_path.glob("**/*.h5"))  # no partial result anywhere
+
+
+def test_usage_error_exit_2():
+    code, _, stderr = cli("run", "--rank", "five")
+    assert code == 2 and "invalid int value" in stderr
