@@ -14,7 +14,57 @@ from scipy import ndimage, sparse
 from .errors import InputError
 
 
-def mask_traces(movie, masks, chunk=500):
+def _mean_operator(masks):
+    """Sparse (K, P) matrix whose product with a (P,) frame gives each mask's mean."""
+    K = masks.shape[0]
+    flat = masks.reshape(K, -1)
+    rows, cols = np.nonzero(flat)
+    area = np.bincount(rows, minlength=K).astype(np.float64)
+    w = 1.0 / np.maximum(area, 1)[rows]
+    return sparse.csr_matrix((w, (rows, cols)), shape=flat.shape)
+
+
+def _apply(movie, A, chunk):
+    T = movie.shape[0]
+    out = np.empty((A.shape[0], T))
+    for t0 in range(0, T, chunk):
+        block = np.asarray(movie[t0:t0 + chunk], dtype=np.float64).reshape(-1, A.shape[1])
+        out[:, t0:t0 + chunk] = A @ block.T
+    return out
+
+
+def ring_masks(masks, inner=2.0, width=None):
+    """Neuropil rings around each mask, excluding every mask's pixels.
+
+    Parameters
+    ----------
+    masks : ndarray (K, H, W) bool
+    inner : float
+        Gap in pixels between a mask and its ring.
+    width : float or None
+        Ring width in pixels; None means ``max(4, equivalent diameter of the mask)``.
+
+    Returns
+    -------
+    rings : ndarray (K, H, W) bool
+    """
+    K, H, W = masks.shape
+    union = masks.any(axis=0)
+    rings = np.zeros_like(masks)
+    for k in range(K):
+        if not masks[k].any():
+            continue
+        w = width if width is not None else max(4.0, 2 * np.sqrt(masks[k].sum() / np.pi))
+        pad = int(np.ceil(inner + w)) + 1
+        rr, cc = np.nonzero(masks[k])
+        r0, r1 = max(rr.min() - pad, 0), min(rr.max() + pad + 1, H)
+        c0, c1 = max(cc.min() - pad, 0), min(cc.max() + pad + 1, W)
+        d = ndimage.distance_transform_edt(~masks[k, r0:r1, c0:c1])
+        rings[k, r0:r1, c0:c1] = (d > inner) & (d <= inner + w) & ~union[r0:r1, c0:c1]
+    return rings
+
+
+def mask_traces(movie, masks, chunk=500, neuropil_coef=0.0):
     """Mean fluorescence inside each mask, frame by frame.
 
     Parameters
@@ -23,26 +73,25 @@ def mask_traces(movie, masks, chunk=500):
         May be a memory map; read ``chunk`` frames at a time.
     masks : array_like (K, H, W)
         Nonzero = inside.
+    neuropil_coef : float
+        If > 0, subtract ``neuropil_coef`` times the mean of a surrounding ring
+        (:func:`ring_masks`), the usual neuropil correction (0.7 is common).
 
     Returns
     -------
     traces : ndarray (K, T) float64
         0 for an empty mask.
     """
-    m = np.asarray(masks)
+    m = np.asarray(masks) != 0
     if movie.ndim != 3 or m.ndim != 3 or tuple(movie.shape[1:]) != tuple(m.shape[1:]):
         raise InputError(f"mask_traces: movie {tuple(movie.shape)} and masks "
                          f"{tuple(m.shape)} must be (T, H, W) and (K, H, W) with the same "
                          f"(H, W).") from None
-    K, T = m.shape[0], movie.shape[0]
-    A = sparse.csr_matrix(m.reshape(K, -1) != 0, dtype=np.float64)
-    area = np.asarray(A.sum(axis=1)).ravel()
-    A = sparse.diags(1.0 / np.maximum(area, 1)) @ A
-    out = np.empty((K, T))
-    for t0 in range(0, T, chunk):
-        block = np.asarray(movie[t0:t0 + chunk], dtype=np.float64).reshape(-1, A.shape[1])
-        out[:, t0:t0 + chunk] = (A @ block.T)
-    return out
+    A = _mean_operator(m)
+    if neuropil_coef:
+        R = _mean_operator(ring_masks(m))
+        A = A - neuropil_coef * R
+    return _apply(movie, A.tocsr(), chunk)
 
 
 def running_percentile(traces, window, q=8.0):
@@ -76,10 +125,11 @@ def running_percentile(traces, window, q=8.0):
 
 def active_cells(movie_or_dff, true_masks=None, *, frame_rate=None, window_s=30.0,
                  percentile=8.0, smooth=3, z_thresh=4.0, dff_thresh=None, is_dff=False,
-                 return_stats=False):
+                 neuropil_coef=0.7, return_stats=False):
     """Flag annotated cells that are visibly active in the recording.
 
-    Rule: take each cell's mean trace ``F`` inside its mask; subtract a slow baseline
+    Rule: take each cell's mean trace ``F`` inside its mask, minus ``neuropil_coef`` times
+    the mean of a surrounding ring that avoids all masks (neuropil correction); subtract a slow baseline
     ``F0`` (the ``percentile``-th percentile in running windows of ``window_s`` seconds);
     smooth the residual ``r = F - F0`` with a ``smooth``-frame moving average; estimate
     its noise robustly as ``sigma = 1.4826 * MAD(r)``. A cell is **active** if
@@ -102,6 +152,9 @@ def active_cells(movie_or_dff, true_masks=None, *, frame_rate=None, window_s=30.
     dff_thresh : float or None
     is_dff : bool
         The input is already dF/F (or baseline-free): no division by ``F0``.
+    neuropil_coef : float
+        Neuropil-ring weight (movie input only); 0 disables the correction. The dF/F
+        is computed on the uncorrected trace's baseline.
     return_stats : bool
         Also return a dict with ``peak_z`` (K,) and ``peak_dff`` (K,; NaN for dF/F input).
 
@@ -116,8 +169,11 @@ def active_cells(movie_or_dff, true_masks=None, *, frame_rate=None, window_s=30.
             raise InputError(f"active_cells: without true_masks the input must be traces "
                              f"(K, T), got shape {F.shape}; pass the (K, H, W) masks to use "
                              f"a movie.") from None
+        Fraw = F
     else:
-        F = mask_traces(movie_or_dff, true_masks)
+        Fraw = mask_traces(movie_or_dff, true_masks)
+        F = mask_traces(movie_or_dff, true_masks, neuropil_coef=neuropil_coef) \
+            if neuropil_coef else Fraw
     K, T = F.shape
     if K == 0 or T == 0:
         empty = np.zeros(K, bool)
@@ -137,8 +193,9 @@ def active_cells(movie_or_dff, true_masks=None, *, frame_rate=None, window_s=30.
     if is_dff:
         peak_dff = np.full(K, np.nan)
     else:
+        F0raw = running_percentile(Fraw, window, percentile) if Fraw is not F else F0
         with np.errstate(divide="ignore", invalid="ignore"):
-            dff = np.where(F0 > 0, r / F0, 0.0)
+            dff = np.where(F0raw > 0, r / F0raw, 0.0)
         peak_dff = dff.max(axis=1)
         if dff_thresh is not None:
             active &= peak_dff >= dff_thresh

@@ -18,11 +18,11 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 
-from ._evaluate_activity import active_cells, mask_traces
+from ._evaluate_activity import active_cells, mask_traces, ring_masks
 from .errors import InputError
 
 __all__ = ["Score", "evaluate", "match_masks", "match_footprints", "iou_matrix",
-           "cosine_matrix", "load_truth_masks", "active_cells", "mask_traces"]
+           "cosine_matrix", "load_truth_masks", "active_cells", "mask_traces", "ring_masks"]
 
 _BIG = 1e6  # cost of a forbidden pair in the assignment
 
