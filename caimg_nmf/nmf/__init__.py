@@ -12,3 +12,11 @@ from .streamed import estimate_memory
 
 __all__ = ["nmf", "NMF", "NMFResult", "ConvergenceWarning", "normalize_factors",
            "order_components", "estimate_memory"]
+
+# ``caimg_nmf/__init__.py`` does ``from .nmf import nmf``, which rebinds the attribute
+# ``caimg_nmf.nmf`` from this subpackage to the function. So that the spelled-out
+# ``caimg_nmf.nmf.nmf(...)``, ``caimg_nmf.nmf.NMF``, ... keep working either way, the
+# function also carries the public names of this subpackage.
+for _name in __all__:
+    setattr(nmf, _name, globals()[_name])
+del _name

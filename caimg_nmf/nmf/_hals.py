@@ -147,7 +147,7 @@ class HALSSolver:
         WtW = np.zeros_like(HHt)
         for a, b, Xb in self.src.blocks():
             with self.threads.products():
-                B = Hw @ Xb.T                        # (K, nb) = (X_b H^T)^T
+                B = np.ascontiguousarray((Xb @ Hw.T).T)   # (K, nb); X_b @ H^T is the fast form
             Wb = Wt[:, a:b]
             Rb = Wraw[:, a:b]
             mask = None if self.mask is None else self.mask[:, a:b]

@@ -144,7 +144,7 @@ def _nmf(X, rank, *, solver, beta_loss, init, replicates, max_iter, tol, random_
                          memory_budget=memory_budget, callback=callback, verbose=verbose))
     X, dtype, kind = check_X(X)
     rank = int(rank)
-    source = RowSource(X, dtype, rank, memory_budget, kind)
+    source = RowSource(X, dtype, rank, memory_budget, kind, checked=kind is None)
     check_cross(shape=source.shape, rank=rank, solver=solver, beta_loss=beta_loss, W0=W0, H0=H0,
                 W_support=W_support, backend=backend, streamed=source.streamed)
     support = None if W_support is None else np.asarray(W_support, dtype=bool)
@@ -172,7 +172,8 @@ def _nmf(X, rank, *, solver, beta_loss, init, replicates, max_iter, tol, random_
         custom = i == 0 and (W0 is not None or H0 is not None)
         method = init if (i == 0 or init in ("random", "nndsvdar")) else "random"
         W, H = initialize(source, rank, method, rng, W0=W0 if custom else None,
-                          H0=H0 if custom else None, W_support=support)
+                          H0=H0 if custom else None, W_support=support,
+                          threads=threads)
         used = "custom" if custom else method
         if fit_one is not None:
             out = fit_one(source, W, H, norm_sq=norm_sq, max_iter=max_iter, tol=tol,

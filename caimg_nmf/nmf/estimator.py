@@ -88,8 +88,7 @@ class NMF:
         self.n_components_ = res.H.shape[0]
         self.n_features_in_ = res.H.shape[1]
         self.n_iter_ = res.n_iter
-        Xc, _, _ = check_X(X) if not hasattr(X, "shape") or isinstance(X, np.ndarray) else (X, 0, 0)
-        self.reconstruction_err_ = float(res.rel_error * np.sqrt(_sumsq(Xc)))
+        self.reconstruction_err_ = float(res.rel_error * np.sqrt(_sumsq(X)))
         return res.W
 
     def fit(self, X, y=None, **fit_params):
@@ -125,6 +124,7 @@ class NMF:
 
 
 def _sumsq(X):
-    X = np.asarray(X)
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
     return float(sum(np.vdot(b, b) for b in (X[i:i + 4096].astype(np.float64)
                                               for i in range(0, X.shape[0], 4096))))

@@ -75,7 +75,7 @@ class RowSource:
         ``DEFAULT_BUDGET``.
     """
 
-    def __init__(self, X, dtype, rank, memory_budget=None, kind=None):
+    def __init__(self, X, dtype, rank, memory_budget=None, kind=None, checked=False):
         self.X = X
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in X.shape)
@@ -100,6 +100,7 @@ class RowSource:
                     f"{need} (or a smaller rank).") from None
             self.block_rows = int(min(P, rows))
         self._stats = None
+        self._checked = checked
 
     def blocks(self):
         """Yield ``(start, stop, X_block)`` covering all rows once."""
@@ -115,8 +116,12 @@ class RowSource:
         """(sum of squares, mean) of X in float64; checks values (one pass)."""
         if self._stats is None:
             ss, tot = 0.0, 0.0
-            sub = max(1, (8 * 1024**2) // max(1, self.shape[1] * 8))
+            sub = 1024
             for a, _b, Xb in self.blocks():
+                if self._checked:
+                    ss += float(np.einsum("ij,ij->i", Xb, Xb).sum(dtype=np.float64))
+                    tot += float(Xb.sum(axis=1).sum(dtype=np.float64))
+                    continue
                 lo, hi = Xb.min(), Xb.max()
                 if not (np.isfinite(lo) and np.isfinite(hi)):
                     raise InputError(f"X contains NaN or Inf values (in rows from {a}). Replace them "
@@ -125,8 +130,8 @@ class RowSource:
                     raise InputError(f"X must be nonnegative; its minimum is {lo:.6g} (rows from {a}). "
                                      "Subtract the minimum or clip negative values to 0.") from None
                 for i in range(0, Xb.shape[0], sub):
-                    blk = np.asarray(Xb[i:i + sub], dtype=np.float64)
-                    ss += float(np.vdot(blk, blk))
-                    tot += float(blk.sum())
+                    blk = Xb[i:i + sub]
+                    ss += float(np.einsum("ij,ij->i", blk, blk).sum(dtype=np.float64))
+                    tot += float(blk.sum(axis=1).sum(dtype=np.float64))
             self._stats = (ss, tot / (self.shape[0] * self.shape[1]))
         return self._stats
