@@ -63,7 +63,7 @@ def _stage_load(state: RunState) -> None:
     state.attrs.update(input_identity(movie))
 
 
-def _stage_preprocess(state: RunState) -> None:
+def _stage_prepare(state: RunState) -> None:
     cfg = state.cfg
     shape = pre.output_shape(state.movie.shape, cfg.input, cfg.preprocess)
     need = estimate_run_memory(shape, cfg.nmf.rank)
@@ -77,13 +77,16 @@ def _stage_preprocess(state: RunState) -> None:
         out = np.lib.format.open_memmap(state.scratch / "frames.npy", mode="w+", dtype=np.float32, shape=shape)
     else:
         state.report.info(f"estimated peak memory {format_bytes(need)} ({format_bytes(free)} free)")
-    with state.report.task("preprocess", total=shape[0]) as advance:
-        frames = pre.prepare_frames(state.movie, cfg.input, cfg.preprocess, out=out,
-                                    progress=lambda n: advance(n))
-    state.mean_image = _mean_frame(frames)
-    frames, baseline = pre.remove_baseline(frames, cfg.preprocess, source=state.movie.source)
-    state.frames, state.baseline = frames, baseline
+    with state.report.task("read frames", total=shape[0]) as advance:
+        state.frames = pre.prepare_frames(state.movie, cfg.input, cfg.preprocess, out=out,
+                                          progress=lambda n: advance(n))
     state.frame_rate = cfg.input.frame_rate / cfg.preprocess.temporal_bin
+
+
+def _stage_preprocess(state: RunState) -> None:
+    state.mean_image = _mean_frame(state.frames)
+    frames, baseline = pre.remove_baseline(state.frames, state.cfg.preprocess, source=state.movie.source)
+    state.frames, state.baseline = frames, baseline
     state.extras["baseline"] = baseline
 
 
@@ -137,6 +140,7 @@ def _stage_traces(state: RunState) -> None:
 #: The pipeline, in order. Each entry: (name, adapter).
 STAGES = (
     ("load", _stage_load),
+    ("prepare", _stage_prepare),
     ("preprocess", _stage_preprocess),
     ("factorize", _stage_factorize),
     ("rois", _stage_rois),
