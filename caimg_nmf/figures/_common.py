@@ -102,12 +102,14 @@ def font_scale() -> float:
         return 1.0
 
 
-def cell_colors(n: int) -> list:
-    """One colour per cell, cycling through the active style's colour cycle (Okabe–Ito by default).
-    The contour plot, the montage and the trace plots all use these, so cell k has one colour."""
+def cell_colors(n: int, style=None) -> list:
+    """One colour per cell, cycling through the style's colour cycle (Okabe–Ito for the built-in
+    styles). The contours, the montage and the trace plots all use these, so cell k keeps one
+    colour. ``style=False`` reads the colour cycle currently in effect."""
     import matplotlib as mpl
 
-    cycle = [c["color"] for c in mpl.rcParams["axes.prop_cycle"] if "color" in c] or list(OKABE_ITO)
+    with styled(style):
+        cycle = [c["color"] for c in mpl.rcParams["axes.prop_cycle"] if "color" in c] or list(OKABE_ITO)
     return [cycle[k % len(cycle)] for k in range(n)]
 
 

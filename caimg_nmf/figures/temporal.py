@@ -57,7 +57,7 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
             note(ax, NO_CELLS)
             ax.set_yticks([])
             return fig
-        colors = cell_colors(K)
+        colors = cell_colors(K, style=False)
         y = data[shown]
         if kind in ("traces", "raw"):
             y = y - np.percentile(y, 5, axis=1, keepdims=True)
