@@ -194,6 +194,9 @@ def test_single_cell(tmp_path):
     assert len(cell_lines(contours(r).axes[0])) == 1
     written = make_figures(r, tmp_path, movie=movie, formats=("png",), dpi=50)
     assert "reconstruction" in written and "footprints" in written
+    saved = r.save(tmp_path / "result.h5")  # figures come from the saved file alone
+    again = make_figures(saved, tmp_path / "from_file", formats=("pdf",), dpi=50)
+    assert set(again) == set(written) - {"reconstruction"}
 
 
 # -- reconstruction ----------------------------------------------------------------------------

@@ -91,6 +91,18 @@ def single_width() -> float:
     return float(mpl.rcParams["figure.figsize"][0])
 
 
+def size_scale() -> float:
+    """Figure width of the active style relative to the paper style's 3.5 in (scales heights)."""
+    return single_width() / 3.5
+
+
+def line_width(factor: float = 1.0) -> float:
+    """The style's line width times ``factor`` (thin data lines scale with the style)."""
+    import matplotlib as mpl
+
+    return float(mpl.rcParams["lines.linewidth"]) * factor
+
+
 def font_scale() -> float:
     """Font size of the active style relative to the paper style's 7 pt (scales derived sizes)."""
     import matplotlib as mpl
