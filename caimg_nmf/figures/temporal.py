@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ._common import (NO_CELLS, SkipFigure, cell_colors, decimate, empty_axes, font_scale, line_width, new_figure,
+from ._common import (NO_CELLS, SkipFigure, cell_colors, decimate, font_scale, line_width, new_figure,
                       nice_length, note, pixel_size, single_width, size_scale, styled)
 
 __all__ = ["traces_stacked", "traces_heatmap", "motion_shifts", "TRACE_KINDS"]
