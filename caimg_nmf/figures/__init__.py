@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import InputError
 from ..io.atomic import atomic_path, check_writable_dir

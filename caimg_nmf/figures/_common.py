@@ -91,6 +91,18 @@ def single_width() -> float:
     return float(mpl.rcParams["figure.figsize"][0])
 
 
+def size_scale() -> float:
+    """Figure width of the active style relative to the paper style's 3.5 in (scales heights)."""
+    return single_width() / 3.5
+
+
+def line_width(factor: float = 1.0) -> float:
+    """The style's line width times ``factor`` (thin data lines scale with the style)."""
+    import matplotlib as mpl
+
+    return float(mpl.rcParams["lines.linewidth"]) * factor
+
+
 def font_scale() -> float:
     """Font size of the active style relative to the paper style's 7 pt (scales derived sizes)."""
     import matplotlib as mpl
@@ -102,12 +114,14 @@ def font_scale() -> float:
         return 1.0
 
 
-def cell_colors(n: int) -> list:
-    """One colour per cell, cycling through the active style's colour cycle (Okabe–Ito by default).
-    The contour plot, the montage and the trace plots all use these, so cell k has one colour."""
+def cell_colors(n: int, style=None) -> list:
+    """One colour per cell, cycling through the style's colour cycle (Okabe–Ito for the built-in
+    styles). The contours, the montage and the trace plots all use these, so cell k keeps one
+    colour. ``style=False`` reads the colour cycle currently in effect."""
     import matplotlib as mpl
 
-    cycle = [c["color"] for c in mpl.rcParams["axes.prop_cycle"] if "color" in c] or list(OKABE_ITO)
+    with styled(style):
+        cycle = [c["color"] for c in mpl.rcParams["axes.prop_cycle"] if "color" in c] or list(OKABE_ITO)
     return [cycle[k % len(cycle)] for k in range(n)]
 
 

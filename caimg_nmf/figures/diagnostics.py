@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ._common import SkipFigure, empty_axes, font_scale, new_figure, robust_limits, single_width, styled
+from ._common import SkipFigure, empty_axes, font_scale, line_width, new_figure, robust_limits, single_width, size_scale, styled
 
 __all__ = ["reconstruction", "reconstruct_frames", "default_frames", "rank_selection", "nmf_loss"]
 
@@ -118,16 +118,19 @@ def rank_selection(result, *, style=None):
             raise SkipFigure("rank selection has no curves with one value per rank")
         rec = result.get("rank_selection/recommended")
         rec = float(np.ravel(rec)[0]) if rec is not None and np.size(rec) else None
-        fig = new_figure(single_width(), (0.9 + 0.85 * len(curves)) * font_scale() ** 0.5)
+        fig = new_figure(single_width(), (0.9 + 0.85 * len(curves)) * size_scale())
         axes = fig.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
         for ax, (label, v, color) in zip(axes, curves):
-            ax.plot(ranks, v, "o-", color=color, ms=2.5, lw=0.8)
+            ax.plot(ranks, v, "o-", color=color, lw=line_width())
             ax.set_ylabel(label)
             if rec is not None:
-                ax.axvline(rec, color="0.3", ls="--", lw=0.7, zorder=0)
+                ax.axvline(rec, color="0.3", ls="--", lw=line_width(0.8), zorder=0)
                 hit = np.flatnonzero(ranks == rec)
                 if hit.size:
-                    ax.plot([rec], [v[hit[0]]], "o", mfc="none", mec="black", ms=5, mew=0.8)
+                    import matplotlib as mpl
+
+                    ax.plot([rec], [v[hit[0]]], "o", mfc="none", mec="black", mew=line_width(),
+                            ms=1.9 * float(mpl.rcParams["lines.markersize"]))
         axes[-1].set_xlabel("Rank (number of components)")
         if len(ranks) <= 12:
             axes[-1].set_xticks(ranks)
@@ -142,10 +145,10 @@ def nmf_loss(result, *, style=None):
         loss = np.ravel(np.asarray(result.loss, np.float64))
         if loss.size == 0:
             raise SkipFigure("this result has no NMF loss history")
-        fig = new_figure(single_width(), 2.0 * font_scale() ** 0.5)
+        fig = new_figure(single_width(), 2.0 * size_scale())
         ax = fig.add_subplot()
         it = np.arange(1, loss.size + 1)
-        ax.plot(it, loss, color="#0072B2", lw=0.9, marker="o" if loss.size <= 30 else None, ms=2)
+        ax.plot(it, loss, color="#0072B2", lw=line_width(1.1), marker="o" if loss.size <= 30 else None)
         finite = loss[np.isfinite(loss)]
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 3:
             from matplotlib.ticker import FuncFormatter, NullFormatter

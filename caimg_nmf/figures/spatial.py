@@ -45,7 +45,7 @@ def footprint_montage(result, *, page: int = 0, per_page: int = 100, style=None)
         ids = np.arange(page * per_page, min(K, (page + 1) * per_page))
         size = crop_size(result.roi_masks, result.footprints, result.frame_shape)
         centers = centroids(result)
-        colors = cell_colors(K)
+        colors = cell_colors(K, style=False)
         ncols, nrows = _grid(len(ids))
         width = single_width() * (1 if ncols <= 4 else 2)
         panel = width / ncols
@@ -108,7 +108,7 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
         panel_w = width / n
         fig = new_figure(width, panel_w * H / W + 0.2 * font_scale())
         axes = fig.subplots(1, n, squeeze=False)[0]
-        colors = cell_colors(K)
+        colors = cell_colors(K, style=False)
         outlines = [mask_outline(result.roi_masks[k]) for k in range(K)]
         centers = centroids(result)
         um = pixel_size(result)

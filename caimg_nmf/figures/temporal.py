@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from ._common import (NO_CELLS, SkipFigure, cell_colors, decimate, empty_axes, font_scale, new_figure, nice_length,
-                      note, pixel_size, single_width, styled)
+from ._common import (NO_CELLS, SkipFigure, cell_colors, decimate, font_scale, line_width, new_figure,
+                      nice_length, note, pixel_size, single_width, size_scale, styled)
 
 __all__ = ["traces_stacked", "traces_heatmap", "motion_shifts", "TRACE_KINDS"]
 
@@ -47,7 +47,7 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
             raise InputError(f"cell ids out of range for {K} cells: {ids.tolist()[:10]}")
         shown = ids[:max_cells]
         n = len(shown)
-        height = min(9.0, max(1.8, 0.55 + 0.17 * n)) * font_scale() ** 0.5
+        height = min(9.0, max(1.8, 0.55 + 0.17 * n)) * size_scale()
         fig = new_figure(single_width() * 2, height)
         ax = fig.add_subplot()
         ax.set_xlim(0, duration)
@@ -57,7 +57,7 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
             note(ax, NO_CELLS)
             ax.set_yticks([])
             return fig
-        colors = cell_colors(K)
+        colors = cell_colors(K, style=False)
         y = data[shown]
         if kind in ("traces", "raw"):
             y = y - np.percentile(y, 5, axis=1, keepdims=True)
@@ -67,7 +67,7 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
             spacing = float(np.nanmax(np.abs(y))) or 1.0
         t = np.arange(T) / fr
         offsets = (n - 1 - np.arange(n)) * spacing
-        lw = 0.6 if n <= 15 else 0.45
+        lw = line_width(0.75 if n <= 15 else 0.55)
         for i, k in enumerate(shown):
             tt, yy = decimate(t, y[i])
             ax.plot(tt, yy + offsets[i], color=colors[k], lw=lw, label=f"cell {k}", gid=f"trace_{k}")
@@ -82,7 +82,7 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
         bar = nice_length(0.8 * spacing)
         x_bar = duration * 1.012
         y0 = offsets[-1]
-        ax.plot([x_bar, x_bar], [y0, y0 + bar], color="black", lw=1.2, clip_on=False, gid="amplitude_scalebar",
+        ax.plot([x_bar, x_bar], [y0, y0 + bar], color="black", lw=line_width(1.5), clip_on=False, gid="amplitude_scalebar",
                 solid_capstyle="butt")
         short = unit.split(" (")[0]
         label = f"{bar * 100:g}% {short}" if kind == "dff" and bar < 1 else f"{bar:g} {short}"
@@ -100,7 +100,7 @@ def traces_heatmap(result, kind: str = "dff", *, normalize: bool = False, style=
         data, unit = _trace_data(result, kind)
         K, T = data.shape
         duration = T / result.frame_rate
-        height = min(7.0, max(1.8, 0.9 + 0.02 * K)) * font_scale() ** 0.5
+        height = min(7.0, max(1.8, 0.9 + 0.02 * K)) * size_scale()
         fig = new_figure(single_width() * 2, height)
         ax = fig.add_subplot()
         ax.set_xlabel("Time (s)")
@@ -146,11 +146,11 @@ def motion_shifts(result, *, style=None):
         T = len(shifts)
         fr = result.frame_rate
         t = np.arange(T) / fr
-        fig = new_figure(single_width() * 2, 1.7 * font_scale() ** 0.5)
+        fig = new_figure(single_width() * 2, 1.7 * size_scale())
         ax = fig.add_subplot()
         for j, (name, color) in enumerate((("rows (y)", "#0072B2"), ("columns (x)", "#D55E00"))):
             tt, yy = decimate(t, shifts[:, j])
-            ax.plot(tt, yy, color=color, lw=0.7, label=name)
+            ax.plot(tt, yy, color=color, lw=line_width(0.9), label=name)
         ax.set_xlim(0, T / fr)
         ax.set_xlabel("Time (s)")
         ax.set_ylabel("Shift (px)")
