@@ -124,6 +124,37 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+def cmd_figures(args) -> int:
+    from .figures import make_figures
+
+    out_dir = Path(args.out) if args.out else Path(args.result).resolve().parent / "figures"
+    movie = None
+    if args.movie:
+        from .io import load_movie
+
+        movie = load_movie(args.movie)
+    written = make_figures(args.result, out_dir, movie=movie, formats=tuple(args.format or ("png", "pdf")),
+                           style=args.style, dpi=args.dpi)
+    for name, paths in written.items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    written = export(args.result, args.to, args.out or _default_export_path(args.result, args.to),
+                     overwrite=True)
+    for path in (written if isinstance(written, (list, tuple)) else [written]):
+        print(path)
+    return EXIT_OK
+
+
+def _default_export_path(result_path, to) -> Path:
+    base = Path(result_path).resolve()
+    return base.with_name(base.stem + {"csv": "_traces.csv", "imagej": "_rois.zip", "nwb": ".nwb"}.get(to, ""))
+
+
 def cmd_config(args) -> int:
     from .config import describe_defaults, load_config
 
@@ -166,6 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("result", help="result HDF5 file")
     p.add_argument("--config", action="store_true", help="also print the config the result was made with")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("figures", help="draw the figures of a result file (no recomputation)")
+    p.add_argument("result", help="result HDF5 file")
+    p.add_argument("--out", metavar="DIR", help="folder for the figures (default: figures/ beside the result)")
+    p.add_argument("--style", default="paper", help="paper, screen, or a .mplstyle file")
+    p.add_argument("--format", action="append", choices=("png", "pdf", "svg"), help="repeatable; default png and pdf")
+    p.add_argument("--dpi", type=int, default=300)
+    p.add_argument("--movie", metavar="PATH", help="the registered movie, for the reconstruction figure")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("export", help="export a result to NWB, an ImageJ ROI set, or CSV")
+    p.add_argument("result", help="result HDF5 file")
+    p.add_argument("--to", required=True, choices=("nwb", "imagej", "csv"))
+    p.add_argument("--out", metavar="PATH", help="output file (default: beside the result)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("config", help="print every config key with its default, or a file's effective config")
     p.add_argument("config", nargs="?", help="TOML config file")

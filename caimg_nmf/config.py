@@ -142,7 +142,8 @@ class FiguresConfig:
     section: ClassVar[str] = "figures"
     enabled: bool = _key(True, "Write figures after the run.")
     formats: tuple = _key(("png", "pdf"), "File formats to write.", choices=("png", "pdf", "svg"))
-    style: str = _key("paper", "'paper' (journal column sizes) or 'screen'.", choices=("paper", "screen"))
+    style: str = _key("paper", "'paper' (journal column sizes, 7 pt text), 'screen' (slides, posters), or "
+                      "the path of your own matplotlib .mplstyle file.")
     dpi: int = _key(300, "Resolution of raster figures.", min=50)
 
 

@@ -6,6 +6,7 @@ files, progress, timings, memory checks and provenance.
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class RunState:
     extras: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
     scratch: Path | None = None             # folder for disk-backed arrays of out-of-core runs
+    motion: object | None = None            # the motion model, to register frames read again later
 
 
 # ------------------------------------------------------------------------------------------
@@ -246,18 +248,19 @@ def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool =
                 t0 = time.perf_counter()
                 stage(state)
                 timings[name] = round(time.perf_counter() - t0, 3)
+            result = _assemble(state, timings, time.perf_counter() - started)
+            if out_path is not None:
+                result.save(out_path, overwrite=cfg.output.overwrite)
+                report.info(f"wrote {out_path}")
+                if cfg.figures.enabled if figures is None else figures:
+                    _write_figures(result, out_path.parent / "figures", cfg, report,
+                                   movie=_analysed_movie(state))
         except MemoryError:
             raise MemoryBudgetError(f"ran out of memory in stage {name!r}. Crop or bin the movie "
                                     "(preprocess.crop, spatial_bin, temporal_bin) or analyse fewer frames.") from None
         finally:
             if state.movie is not None and movie is None:
                 state.movie.close()
-        result = _assemble(state, timings, time.perf_counter() - started)
-    if out_path is not None:
-        result.save(out_path, overwrite=cfg.output.overwrite)
-        report.info(f"wrote {out_path}")
-        if cfg.figures.enabled if figures is None else figures:
-            _write_figures(result, out_path.parent / "figures", cfg, report, movie=movie)
     report.info(f"{result.n_cells} cells, {result.n_frames} frames, {time.perf_counter() - started:.1f} s")
     return result
 
@@ -272,6 +275,23 @@ def _assemble(state: RunState, timings: dict, elapsed: float) -> Result:
     return Result(footprints=state.footprints, traces=state.traces, dff=state.dff,
                   roi_masks=state.masks, mean_image=state.mean_image, loss=state.loss,
                   extras=state.extras, attrs=attrs)
+
+
+def _analysed_movie(state: RunState) -> Movie:
+    """A lazy view of the movie as analysed (frame subset, crop, binning; registered when motion
+    correction ran), read again from the input for figures, without keeping it all in memory."""
+    cfg, movie = state.cfg, state.movie
+    shape = pre.output_shape(movie.shape, cfg.input, cfg.preprocess)
+    tb = cfg.preprocess.temporal_bin
+
+    def reader(a, b):
+        window = dataclasses.replace(cfg.input, first_frame=cfg.input.first_frame + a * tb, n_frames=(b - a) * tb)
+        frames = pre.prepare_frames(movie, window, cfg.preprocess, min_frames=1)
+        if state.motion is not None:
+            frames = state.motion.apply(frames, a)
+        return frames
+
+    return Movie(reader, shape, np.float32, f"{movie.source} (as analysed)", movie.paths)
 
 
 def _write_figures(result, folder, cfg, report, movie=None):

@@ -75,3 +75,20 @@ def test_bad_input_exit_2_with_clear_message(tmp_path, make_args, expected):
 def test_usage_error_exit_2():
     code, _, stderr = cli("run", "--rank", "five")
     assert code == 2 and "invalid int value" in stderr
+
+
+def test_figures_and_export_commands(tmp_path, five_cells):
+    movie, _ = five_cells
+    out = tmp_path / "r.h5"
+    assert cli("run", "--input", movie, "--output", out, "--rank", "5", "--no-figures", "-q")[0] == 0
+    code, stdout, stderr = cli("figures", out, "--out", tmp_path / "figs", "--format", "png", "--dpi", "80",
+                               "--style", "screen")
+    assert code == 0, stderr
+    pngs = sorted(p.name for p in (tmp_path / "figs").glob("*.png"))
+    assert {"contours_mean.png", "footprints.png", "traces_dff.png", "reconstruction.png"} <= set(pngs)
+    code, stdout, stderr = cli("export", out, "--to", "csv", "--out", tmp_path / "t.csv")
+    assert code == 0, stderr
+    header = (tmp_path / "t.csv").read_text().splitlines()[0]
+    assert header.split(",") == ["time_s"] + [f"cell_{k}" for k in range(5)]
+    code, _, stderr = cli("export", out, "--to", "xls")
+    assert code == 2 and "invalid choice" in stderr

@@ -10,7 +10,7 @@ figure function returns a :class:`matplotlib.figure.Figure` (Agg canvas, no pypl
 - :func:`reconstruction` — original vs model vs residual for a few frames (needs the movie)
 - :func:`motion_shifts`, :func:`rank_selection`, :func:`rejected`, :func:`nmf_loss`
 
-Styles: ``style="paper"`` (default; 7 pt text, 3.5 / 7 in columns), ``"talk"``, any matplotlib
+Styles: ``style="paper"`` (default; 7 pt text, 3.5 / 7 in columns), ``"screen"``, any matplotlib
 style name, a path to your own ``.mplstyle`` file, or a list of these applied in order.
 Cells are coloured with the style's colour cycle (Okabe–Ito, colour-blind safe, by default).
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CaimgError, InputError
 
 __all__ = ["Movie", "load_movie", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
 
@@ -88,6 +88,8 @@ class Movie:
             return np.empty((0,) + self.shape[1:], self.dtype)
         try:
             return np.asarray(self._reader(start, stop))
+        except CaimgError:
+            raise
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             _fail(f"{self.source}: could not read frames {start}..{stop - 1}: {exc}. The file may be "
                   "truncated or corrupt.")

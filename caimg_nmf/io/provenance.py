@@ -56,7 +56,9 @@ def input_identity(movie) -> dict:
         digest = array_digest(movie.to_array())
         size = movie.nbytes
         paths = []
-    return {"input_path": paths[0] if len(paths) == 1 else ";".join(paths),
+    source = movie.source
+    dataset = source.rsplit(":", 1)[1] if (":/" in source and len(paths) == 1) else ""
+    return {"input_path": paths[0] if len(paths) == 1 else ";".join(paths), "input_dataset": dataset,
             "input_source": movie.source, "input_shape": list(movie.shape),
             "input_dtype": str(movie.dtype), "input_bytes": int(size), "input_hash": digest}
 

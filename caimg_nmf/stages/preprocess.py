@@ -46,7 +46,7 @@ def output_shape(movie_shape, input_cfg, pre_cfg) -> tuple:
     return (T // pre_cfg.temporal_bin, H // b, W // b)
 
 
-def _check_geometry(movie_shape, input_cfg, pre_cfg, source):
+def _check_geometry(movie_shape, input_cfg, pre_cfg, source, min_frames=2):
     T, H, W = movie_shape
     if input_cfg.first_frame >= T:
         raise InputError(f"{source}: input.first_frame = {input_cfg.first_frame} but the movie has {T} frames.") from None
@@ -59,12 +59,13 @@ def _check_geometry(movie_shape, input_cfg, pre_cfg, source):
     if Hn < 1 or Wn < 1:
         raise InputError(f"{source}: after crop and spatial_bin = {pre_cfg.spatial_bin} the frame would "
                          f"be {Hn} x {Wn} pixels; use a smaller bin or a larger crop.") from None
-    if Tn < 2:
+    if Tn < min_frames:
         raise InputError(f"{source}: only {Tn} frame(s) to analyse after frame selection and "
                          f"temporal_bin = {pre_cfg.temporal_bin}; a movie needs at least 2.") from None
 
 
-def prepare_frames(movie, input_cfg, pre_cfg, *, out=None, chunk_frames=256, progress=None) -> np.ndarray:
+def prepare_frames(movie, input_cfg, pre_cfg, *, out=None, chunk_frames=256, progress=None,
+                   min_frames=2) -> np.ndarray:
     """Read, subset, crop and bin the movie chunk by chunk into a float32 array (T, H, W).
 
     Parameters
@@ -72,6 +73,8 @@ def prepare_frames(movie, input_cfg, pre_cfg, *, out=None, chunk_frames=256, pro
     movie : Movie or ndarray (T, H, W)
     out : ndarray or memmap (T, H, W) float32, optional
         Where to write (a disk-backed memmap for movies larger than memory).
+    min_frames : int
+        Fewest frames accepted (a movie to analyse needs 2; reading single frames back needs 1).
 
     Raises
     ------
@@ -79,7 +82,7 @@ def prepare_frames(movie, input_cfg, pre_cfg, *, out=None, chunk_frames=256, pro
         On NaN or Inf (naming the first bad frame) or impossible crop/bin settings.
     """
     source = getattr(movie, "source", "movie")
-    _check_geometry(movie.shape, input_cfg, pre_cfg, source)
+    _check_geometry(movie.shape, input_cfg, pre_cfg, source, min_frames)
     shape = output_shape(movie.shape, input_cfg, pre_cfg)
     if out is None:
         out = np.empty(shape, np.float32)
