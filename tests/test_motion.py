@@ -274,3 +274,11 @@ def test_estimate_memory_scales():
     assert estimate_motion_memory((600, 512, 512), cfg, include_output=False) == big - out_bytes
     fewer = dataclasses.replace(cfg, chunk_frames=20, template_frames=50)
     assert estimate_motion_memory((600, 512, 512), fewer, include_output=False) < 0.3 * (big - out_bytes)
+
+
+def test_out_may_be_the_input_array(rigid_movie):
+    mov = rigid_movie[0][:12].copy()
+    expected = correct_motion(mov, _cfg(chunk_frames=5)).frames
+    r = correct_motion(mov, _cfg(chunk_frames=5), out=mov)  # in place, on purpose
+    assert r.frames is mov
+    np.testing.assert_allclose(mov, expected, atol=1e-5)

@@ -83,7 +83,7 @@ def reference_spectrum(template: np.ndarray, win: np.ndarray, filt):
 
 
 def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: int,
-               center=None, radius=None) -> np.ndarray:
+               center=None, radius=None, heights: bool = False):
     """Cross-correlation peaks (n, 2) float64 of each frame of ``block`` against the template.
 
     Parameters
@@ -96,12 +96,14 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     center, radius : optional (n, 2) centres and (ry, rx) integer radii: only peaks within
         ``radius`` (and ``limit``) of the centre are searched, and the refined peak is kept
         within ``radius`` of the (unrounded) centre.
+    heights : also return the correlation at each peak (n,), a match quality in [0, 1] (about);
+        constant frames get 0.
     Constant frames get their centre (0 without one).
     """
     n, h, w = block.shape
     cen_f = np.zeros((n, 2)) if center is None else np.asarray(center, dtype=np.float64)
     if ref_spec is None or n == 0:
-        return cen_f.copy()
+        return (cen_f.copy(), np.zeros(n)) if heights else cen_f.copy()
     ly, lx = int(np.floor(limit[0])), int(np.floor(limit[1]))
     ry, rx = (ly, lx) if radius is None else (min(int(radius[0]), (h - 1) // 2), min(int(radius[1]), (w - 1) // 2))
     cen = np.rint(cen_f).astype(np.int64)
@@ -120,19 +122,26 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     vals = np.where(allowed, vals, -np.inf).reshape(n, -1)
     iy, ix = np.unravel_index(vals.argmax(axis=1), (py.shape[1], px.shape[1]))
     peak = np.stack([py[np.arange(n), iy], px[np.arange(n), ix]], axis=1).astype(np.float64)
+    height = vals.max(axis=1).astype(np.float64)
     if upsample > 1:
-        peak = _refine(R, peak, h, w, upsample)
+        peak, up_height = _refine(R, peak, h, w, upsample)
+        height = np.maximum(height, up_height / (h * w))
     peak[:, 0] = np.clip(peak[:, 0], -limit[0], limit[0])
     peak[:, 1] = np.clip(peak[:, 1], -limit[1], limit[1])
     if radius is not None:
         peak = np.clip(peak, cen_f - np.asarray(radius, float), cen_f + np.asarray(radius, float))
     flat = ~has_structure(block)
     peak[flat] = cen_f[flat]
+    if heights:
+        height[flat] = 0.0
+        return peak, height
     return peak
 
 
 def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndarray:
-    """Refine integer peaks on a 1/up grid (+-0.7 px) by evaluating the inverse DFT there."""
+    """Refine integer peaks on a 1/up grid (+-0.7 px) by evaluating the inverse DFT there.
+
+    Returns the refined peaks and the (unnormalised, h*w times the irfft2 scale) heights."""
     m = int(np.ceil(1.5 * up))
     off = (np.arange(m) - m // 2) / up
     fy = sfft.fftfreq(h)
@@ -148,8 +157,10 @@ def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndar
           * weight[None, :, None]).astype(np.complex64)                                     # (n, wk, m)
     up_cc = np.matmul(np.matmul(ey, R), ex).real                                           # (n, m, m)
     n = peak.shape[0]
-    iy, ix = np.unravel_index(up_cc.reshape(n, -1).argmax(axis=1), (m, m))
-    return peak + np.stack([off[iy], off[ix]], axis=1)
+    flat_cc = up_cc.reshape(n, -1)
+    best = flat_cc.argmax(axis=1)
+    iy, ix = np.unravel_index(best, (m, m))
+    return peak + np.stack([off[iy], off[ix]], axis=1), flat_cc[np.arange(n), best].astype(np.float64)
 
 
 def apply_shifts(block: np.ndarray, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ convention per patch. Rows first, then columns, in pixels.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -188,6 +189,22 @@ def correct_motion(frames, cfg: MotionConfig, *, out=None,
     -------
     MotionResult. See the module docstring for the method and the sign convention of shifts.
     """
+    with _one_blas_thread():
+        return _correct_motion(frames, cfg, out, progress)
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread for the call: the small batched matrix products of the sub-pixel
+    refinement run many times slower multi-threaded when the cores are busy (OpenBLAS spin-waits).
+    FFTs keep their own threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _correct_motion(frames, cfg, out, progress) -> MotionResult:
     if not isinstance(cfg, MotionConfig):
         raise TypeError(f"correct_motion: cfg must be a MotionConfig (Config().motion), got "
                         f"{type(cfg).__name__}")
@@ -219,15 +236,20 @@ def correct_motion(frames, cfg: MotionConfig, *, out=None,
         return MotionResult(out, shifts, None, template, method)
 
     refs = _references(template, plan, method)
+    # write straight into `out` unless it is not a numpy array or overlaps the input (in place)
+    direct = isinstance(out, np.ndarray) and not (isinstance(frames, np.ndarray) and np.may_share_memory(out, frames))
     patch_shifts = (np.zeros((t_total, len(plan.grid[0]), len(plan.grid[1]), 2), np.float32)
                     if method == "piecewise" else None)
     for a in range(0, t_total, cfg.chunk_frames):
         b = min(a + cfg.chunk_frames, t_total)
         block = _read(frames, a, b, finite)
-        shifts[a:b], patches = _estimate(block, refs, plan, cfg, method)
+        shifts[a:b], patches, _ = _estimate(block, refs, plan, cfg, method)
         if patches is not None:
             patch_shifts[a:b] = patches
-        out[a:b] = _apply(block, shifts[a:b], patches, plan)
+        if direct:
+            _apply(block, shifts[a:b], patches, plan, out=out[a:b])
+        else:
+            out[a:b] = _apply(block, shifts[a:b], patches, plan)
         del block
         if progress is not None:
             progress(b)
@@ -245,11 +267,11 @@ def _references(template: np.ndarray, plan: _Plan, method: str):
 
 
 def _estimate(block, refs, plan: _Plan, cfg: MotionConfig, method: str):
-    """Rigid shifts (n, 2) and, for piecewise, patch shifts (n, ny, nx, 2) of a block of frames."""
+    """Rigid shifts (n, 2), patch shifts (n, ny, nx, 2) or None, and correlation peak heights (n,)."""
     ref, patch_refs = refs
-    peaks = K.find_peaks(block, ref, plan.win, plan.limit, cfg.upsample)
+    peaks, heights = K.find_peaks(block, ref, plan.win, plan.limit, cfg.upsample, heights=True)
     if method != "piecewise":
-        return (-peaks).astype(np.float32), None
+        return (-peaks).astype(np.float32), None, heights
     ys, xs, ph, pw, pwin, _, plimit, radius = plan.grid[:8]
     patches = np.empty((block.shape[0], len(ys), len(xs), 2), np.float32)
     center = np.clip(peaks, [-plimit[0], -plimit[1]], [plimit[0], plimit[1]])
@@ -257,12 +279,12 @@ def _estimate(block, refs, plan: _Plan, cfg: MotionConfig, method: str):
         for j, x in enumerate(xs):
             patches[:, i, j] = -K.find_peaks(block[:, y:y + ph, x:x + pw], patch_refs[i][j], pwin, plimit,
                                              cfg.upsample, center=center, radius=radius)
-    return (-peaks).astype(np.float32), patches
+    return (-peaks).astype(np.float32), patches, heights
 
 
-def _apply(block, shifts, patches, plan: _Plan) -> np.ndarray:
-    """Registered copy (float32) of a block, by its rigid shifts or its patch shifts."""
-    buf = np.empty(block.shape, np.float32)
+def _apply(block, shifts, patches, plan: _Plan, out=None) -> np.ndarray:
+    """Registered copy (float32, into ``out`` if given) of a block, by its rigid or patch shifts."""
+    buf = np.empty(block.shape, np.float32) if out is None else out
     if patches is None:
         return K.apply_shifts(block, shifts, buf)
     return K.apply_field(block, patches, plan.grid[8], plan.grid[9], buf)
@@ -287,17 +309,15 @@ def _read_sample(frames, t_total: int, n: int, finite: bool) -> np.ndarray:
 
 
 def _build_template(sample: np.ndarray, cfg: MotionConfig, plan: _Plan, method: str) -> np.ndarray:
-    """Register the sample to its mean (rigid), average the better-correlated half of it; then
+    """Register the sample to its mean (rigid), average the better-matching half of it (highest
+    phase-correlation peaks); then
     ``iterations`` times register the sample to that template (with ``method``) and average again.
 
     The template is anchored at the sample's mean position: the shifts used to average are
-    centred, so that the movie's shifts average to about zero.
+    centred (per patch for piecewise), so that the movie's shifts average to about zero.
     """
     n = sample.shape[0]
     template = sample.mean(axis=0)
-    my, mx = int(np.ceil(plan.limit[0])), int(np.ceil(plan.limit[1]))
-    inner = (slice(my, plan.h - my) if plan.h > 2 * my else slice(None),
-             slice(mx, plan.w - mx) if plan.w > 2 * mx else slice(None))
     step = cfg.chunk_frames
     for it in range(cfg.iterations + 1):
         pass_method = "rigid" if it == 0 else method
@@ -307,24 +327,13 @@ def _build_template(sample: np.ndarray, cfg: MotionConfig, plan: _Plan, method: 
         est = [_estimate(sample[a:a + step], refs, plan, cfg, pass_method) for a in range(0, n, step)]
         shifts = np.concatenate([e[0] for e in est])
         patches = np.concatenate([e[1] for e in est]) if pass_method == "piecewise" else None
+        corr = np.concatenate([e[2] for e in est])  # phase-correlation peak heights: match quality
         mean_shift = shifts.mean(axis=0)
         shifts = shifts - mean_shift
-        if patches is not None:
-            patches = patches - mean_shift
-        t_in = template[inner] - template[inner].mean()
-        t_norm = float((t_in.astype(np.float64) ** 2).sum())
-        corr = np.empty(n)
-        acc = np.zeros((plan.h, plan.w), np.float64)
-        for a in range(0, n, step):
-            reg = _apply(sample[a:a + step], shifts[a:a + step],
-                         None if patches is None else patches[a:a + step], plan)
-            r_in = reg[(slice(None),) + inner]
-            r_in = r_in - r_in.mean(axis=(1, 2), keepdims=True)
-            num = np.einsum("nij,ij->n", r_in, t_in, dtype=np.float64)
-            den = np.sqrt(np.einsum("nij,nij->n", r_in, r_in, dtype=np.float64) * t_norm)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                corr[a:a + step] = np.where(den > 0, num / den, -1.0)
+        if patches is not None:  # each patch anchored at its own mean position
+            patches = patches - patches.mean(axis=0)
         keep = np.argsort(-corr, kind="stable")[:max(1, n // 2)]
+        acc = np.zeros((plan.h, plan.w), np.float64)
         for a in range(0, len(keep), step):
             idx = np.sort(keep[a:a + step])
             acc += _apply(sample[idx], shifts[idx], None if patches is None else patches[idx], plan).sum(
