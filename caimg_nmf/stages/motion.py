@@ -20,7 +20,10 @@ Method
    between patch centres into a smooth per-pixel displacement field, applied with
    ``scipy.ndimage.map_coordinates``.
 4. **Applying shifts.** Bilinear interpolation; pixels that come from outside the frame take the
-   value of the nearest edge pixel (no zeros that would look like dark pixels, no NaN).
+   value of the nearest edge pixel (no zeros that would look like dark pixels, no NaN). Bilinear
+   interpolation slightly smooths frames shifted by a fraction of a pixel.
+
+BLAS is limited to one thread during the call (see :func:`_one_blas_thread`); FFTs use all cores.
 
 Sign convention
 ---------------
@@ -237,7 +240,8 @@ def _correct_motion(frames, cfg, out, progress) -> MotionResult:
 
     refs = _references(template, plan, method)
     # write straight into `out` unless it is not a numpy array or overlaps the input (in place)
-    direct = isinstance(out, np.ndarray) and not (isinstance(frames, np.ndarray) and np.may_share_memory(out, frames))
+    direct = isinstance(out, np.ndarray) and not (isinstance(frames, np.ndarray)
+                                                  and np.may_share_memory(out, frames))
     patch_shifts = (np.zeros((t_total, len(plan.grid[0]), len(plan.grid[1]), 2), np.float32)
                     if method == "piecewise" else None)
     for a in range(0, t_total, cfg.chunk_frames):
