@@ -147,8 +147,38 @@ class FiguresConfig:
     dpi: int = _key(300, "Resolution of raster figures.", min=50)
 
 
+@dataclass(frozen=True)
+class MotionConfig:
+    section: ClassVar[str] = "motion"
+    method: str = _key("rigid", "Motion correction: 'none' (frames are only converted to float32), 'rigid' "
+                       "(one sub-pixel translation per frame, by phase correlation with a template) or "
+                       "'piecewise' (a translation per overlapping patch, blended into a smooth "
+                       "displacement field; for tissue that warps). 'piecewise' falls back to 'rigid' "
+                       "when the frame holds fewer than two patches.",
+                       choices=("none", "rigid", "piecewise"))
+    max_shift: float = _key(10.0, "Largest shift searched, in pixels along each axis; estimated shifts are "
+                            "clipped to +-max_shift. It is also capped at a quarter of the frame's height "
+                            "(rows) or width (columns).", min=0.0)
+    upsample: int = _key(10, "Sub-pixel precision of the phase correlation: shifts are found to 1/upsample "
+                         "pixel (1 = whole pixels only).", min=1)
+    template_frames: int = _key(200, "Number of frames, spread over the movie, used to build the template.", min=1)
+    iterations: int = _key(1, "Template refinement passes: after registering the template frames to their "
+                           "mean, register them again this many times to the improved template.", min=0)
+    patch_size: int = _key(128, "Side of the square patches of 'piecewise', in pixels.", min=8)
+    patch_overlap: int = _key(32, "Overlap of neighbouring patches of 'piecewise', in pixels (less than "
+                              "patch_size).", min=0)
+    max_deviation: float = _key(3.0, "'piecewise': largest difference, in pixels along each axis, between a "
+                                "patch's shift and the frame's rigid shift.", min=0.0)
+    chunk_frames: int = _key(200, "Frames read, registered and written at a time (bounds the memory used).",
+                             min=1)
+    spatial_filter_sigma: float = _key(1.0, "Band-pass applied before correlation, so that noise and slow "
+                                       "background do not drive the registration: Gaussian smoothing with "
+                                       "this sigma (pixels) minus a Gaussian 8 times wider. 0 = off. The "
+                                       "registered frames themselves are not filtered.", min=0.0)
+
+
 SECTIONS: tuple = (InputConfig, PreprocessConfig, FactorizeConfig, NMFConfig, RoisConfig,
-                   TracesConfig, OutputConfig, FiguresConfig)
+                   TracesConfig, OutputConfig, FiguresConfig, MotionConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +418,9 @@ def _check_cross(cfg: Config, source: str) -> None:
             fail(f"preprocess.crop = {list(crop)}: expected four nonnegative integers [top, bottom, left, right]")
         if crop[0] >= crop[1] or crop[2] >= crop[3]:
             fail(f"preprocess.crop = {list(crop)}: top must be < bottom and left < right")
+    if cfg.motion.patch_overlap >= cfg.motion.patch_size:
+        fail(f"motion.patch_overlap = {cfg.motion.patch_overlap} must be less than motion.patch_size = "
+             f"{cfg.motion.patch_size} (neighbouring patches would not advance).")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,200 @@
+"""Numerical kernels of the motion-correction stage (see :mod:`caimg_nmf.stages.motion`).
+
+Batched FFT phase correlation with sub-pixel refinement, and application of rigid shifts or
+per-pixel displacement fields. Everything works on a block of frames ``(n, h, w)`` at once,
+reads its inputs only, and keeps no state.
+
+Conventions
+-----------
+A *peak* ``p = (py, px)`` is where the cross-correlation of a frame with the template is
+largest: the frame looks like the template displaced by ``+p``. The *shift* that aligns the
+frame is ``-p`` (``scipy.ndimage.shift(frame, -p)`` looks like the template).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.fft as sfft
+from scipy import ndimage
+
+_WORKERS = max(1, os.cpu_count() or 1)
+HIGHPASS_FACTOR = 8.0  # the wide Gaussian of the difference of Gaussians, in units of sigma
+_TINY = np.float32(1e-30)
+
+
+def taper_window(h: int, w: int) -> np.ndarray:
+    """Raised-cosine taper (h, w) that fades the frame's borders to zero before the FFT.
+
+    It removes the wrap-around edge that would otherwise correlate with itself at zero shift.
+    Each border ramp is about a tenth of the side (at most a quarter).
+    """
+    def ramp(n):
+        win = np.ones(n, np.float32)
+        width = min(n // 4, int(round(n / 10)))
+        if width >= 1:
+            r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width) + 0.5) / width)
+            win[:width] = r
+            win[n - width:] = r[::-1]
+        return win
+    return np.outer(ramp(h), ramp(w))
+
+
+def band_pass(h: int, w: int, sigma: float):
+    """Transfer function (h, w//2+1) of a difference of Gaussians (sigma, HIGHPASS_FACTOR*sigma); None if off."""
+    if sigma <= 0:
+        return None
+    f2 = sfft.fftfreq(h)[:, None] ** 2 + sfft.rfftfreq(w)[None, :] ** 2
+    a = 2.0 * np.pi ** 2 * sigma ** 2
+    return (np.exp(-a * f2) - np.exp(-a * HIGHPASS_FACTOR ** 2 * f2)).astype(np.float32)
+
+
+def _whitened(x: np.ndarray) -> np.ndarray:
+    """rfft2 of a block (n, h, w) of centred, tapered images, scaled to unit magnitude (phase only)."""
+    X = sfft.rfft2(x, axes=(-2, -1), workers=_WORKERS)
+    mag = np.abs(X)
+    peak = mag.max(axis=(-2, -1), keepdims=True)
+    mag += np.float32(1e-6) * peak + _TINY
+    X /= mag
+    return X
+
+
+def _centred(block: np.ndarray, win: np.ndarray) -> np.ndarray:
+    mean = block.mean(axis=(-2, -1), dtype=np.float64, keepdims=True).astype(np.float32)
+    x = block - mean
+    x *= win
+    return x
+
+
+def has_structure(block: np.ndarray) -> np.ndarray:
+    """Per frame: True unless the frame is constant (a constant frame cannot be registered)."""
+    flat = block.reshape(block.shape[0], -1)
+    return flat.max(axis=1) > flat.min(axis=1)
+
+
+def reference_spectrum(template: np.ndarray, win: np.ndarray, filt):
+    """Conjugate, whitened and band-passed spectrum of the template (h, w//2+1), or None if constant."""
+    if template.size == 0 or not has_structure(template[None])[0]:
+        return None
+    R = np.conj(_whitened(_centred(template[None].astype(np.float32), win))[0])
+    if filt is not None:
+        R *= filt
+    return R.astype(np.complex64)
+
+
+def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: int,
+               center=None, radius=None, heights: bool = False):
+    """Cross-correlation peaks (n, 2) float64 of each frame of ``block`` against the template.
+
+    Parameters
+    ----------
+    block : (n, h, w) float32 frames (read only).
+    ref_spec : from :func:`reference_spectrum` (None: the template is flat, all peaks are 0).
+    limit : (ly, lx) largest |peak| searched per axis; must be <= (h-1)//2, (w-1)//2.
+    upsample : sub-pixel factor; the integer peak is refined on a 1/upsample grid by a local
+        upsampled DFT of the cross-power spectrum (Guizar-Sicairos et al. 2008), batched.
+    center, radius : optional (n, 2) centres and (ry, rx) integer radii: only peaks within
+        ``radius`` (and ``limit``) of the centre are searched, and the refined peak is kept
+        within ``radius`` of the (unrounded) centre.
+    heights : also return the correlation at each peak (n,), a match quality in [0, 1] (about);
+        constant frames get 0.
+    Constant frames get their centre (0 without one).
+    """
+    n, h, w = block.shape
+    cen_f = np.zeros((n, 2)) if center is None else np.asarray(center, dtype=np.float64)
+    if ref_spec is None or n == 0:
+        return (cen_f.copy(), np.zeros(n)) if heights else cen_f.copy()
+    ly, lx = int(np.floor(limit[0])), int(np.floor(limit[1]))
+    ry, rx = (ly, lx) if radius is None else (min(int(radius[0]), (h - 1) // 2), min(int(radius[1]), (w - 1) // 2))
+    cen = np.rint(cen_f).astype(np.int64)
+    cen[:, 0] = np.clip(cen[:, 0], -ly, ly)
+    cen[:, 1] = np.clip(cen[:, 1], -lx, lx)
+
+    R = _whitened(_centred(block, win))
+    R *= ref_spec
+    cc = sfft.irfft2(R, s=(h, w), axes=(-2, -1), workers=_WORKERS)
+
+    py = cen[:, :1] + np.arange(-ry, ry + 1)            # (n, 2ry+1) candidate rows
+    px = cen[:, 1:] + np.arange(-rx, rx + 1)
+    rows = np.arange(n)[:, None, None]
+    vals = cc[rows, (py % h)[:, :, None], (px % w)[:, None, :]]
+    allowed = (np.abs(py) <= ly)[:, :, None] & (np.abs(px) <= lx)[:, None, :]
+    vals = np.where(allowed, vals, -np.inf).reshape(n, -1)
+    iy, ix = np.unravel_index(vals.argmax(axis=1), (py.shape[1], px.shape[1]))
+    peak = np.stack([py[np.arange(n), iy], px[np.arange(n), ix]], axis=1).astype(np.float64)
+    height = vals.max(axis=1).astype(np.float64)
+    if upsample > 1:
+        peak, up_height = _refine(R, peak, h, w, upsample)
+        height = np.maximum(height, up_height / (h * w))
+    peak[:, 0] = np.clip(peak[:, 0], -limit[0], limit[0])
+    peak[:, 1] = np.clip(peak[:, 1], -limit[1], limit[1])
+    if radius is not None:
+        peak = np.clip(peak, cen_f - np.asarray(radius, float), cen_f + np.asarray(radius, float))
+    flat = ~has_structure(block)
+    peak[flat] = cen_f[flat]
+    if heights:
+        height[flat] = 0.0
+        return peak, height
+    return peak
+
+
+def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndarray:
+    """Refine integer peaks on a 1/up grid (+-0.7 px) by evaluating the inverse DFT there.
+
+    Returns the refined peaks and the (unnormalised, h*w times the irfft2 scale) heights."""
+    m = int(np.ceil(1.5 * up))
+    off = (np.arange(m) - m // 2) / up
+    fy = sfft.fftfreq(h)
+    fx = sfft.rfftfreq(w)
+    weight = np.full(fx.size, 2.0)  # the half spectrum stands for both halves: Re(sum) with weights
+    weight[0] = 1.0
+    if w % 2 == 0:
+        weight[-1] = 1.0
+    ypos = peak[:, :1] + off                               # (n, m)
+    xpos = peak[:, 1:] + off
+    ey = np.exp(2j * np.pi * ypos[:, :, None] * fy[None, None, :]).astype(np.complex64)    # (n, m, h)
+    ex = (np.exp(2j * np.pi * fx[None, :, None] * xpos[:, None, :])
+          * weight[None, :, None]).astype(np.complex64)                                     # (n, wk, m)
+    up_cc = np.matmul(np.matmul(ey, R), ex).real                                           # (n, m, m)
+    n = peak.shape[0]
+    flat_cc = up_cc.reshape(n, -1)
+    best = flat_cc.argmax(axis=1)
+    iy, ix = np.unravel_index(best, (m, m))
+    return peak + np.stack([off[iy], off[ix]], axis=1), flat_cc[np.arange(n), best].astype(np.float64)
+
+
+def apply_shifts(block: np.ndarray, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out[i] = block[i] shifted by shifts[i] (bilinear; borders repeat the nearest edge pixel)."""
+    for i in range(block.shape[0]):
+        s = shifts[i]
+        if s[0] == 0 and s[1] == 0:
+            out[i] = block[i]
+        else:
+            ndimage.shift(block[i], s, output=out[i], order=1, mode="nearest", prefilter=False)
+    return out
+
+
+def interp_weights(n_pixels: int, centers: np.ndarray) -> np.ndarray:
+    """(n_pixels, len(centers)) linear-interpolation weights between patch centres, constant beyond."""
+    eye = np.eye(len(centers))
+    x = np.arange(n_pixels, dtype=np.float64)
+    return np.stack([np.interp(x, centers, eye[i]) for i in range(len(centers))], axis=1)
+
+
+def apply_field(block: np.ndarray, patch_shifts: np.ndarray, wy: np.ndarray, wx: np.ndarray,
+                out: np.ndarray) -> np.ndarray:
+    """Warp each frame by the per-pixel shift field interpolated from its patch shifts.
+
+    patch_shifts : (n, ny, nx, 2); wy (h, ny) and wx (w, nx) from :func:`interp_weights`.
+    out[i](y, x) = block[i](y - sy(y, x), x - sx(y, x)), bilinear, borders repeat the edge.
+    """
+    n, h, w = block.shape
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    coords = np.empty((2, h, w), np.float32)
+    for i in range(n):
+        sy = (wy @ patch_shifts[i, :, :, 0] @ wx.T).astype(np.float32)
+        sx = (wy @ patch_shifts[i, :, :, 1] @ wx.T).astype(np.float32)
+        np.subtract(yy, sy, out=coords[0])
+        np.subtract(xx, sx, out=coords[1])
+        ndimage.map_coordinates(block[i], coords, output=out[i], order=1, mode="nearest", prefilter=False)
+    return out
