@@ -85,6 +85,27 @@ def _stage_prepare(state: RunState) -> None:
     state.frame_rate = cfg.input.frame_rate / cfg.preprocess.temporal_bin
 
 
+def _stage_motion(state: RunState) -> None:
+    from .stages.motion import correct_motion
+
+    cfg = state.cfg.motion
+    if cfg.method == "none":
+        return
+    done = [0]
+    with state.report.task(f"motion correction ({cfg.method})", total=state.frames.shape[0]) as advance:
+        def progress(n_done):
+            advance(n_done - done[0])
+            done[0] = n_done
+
+        motion = correct_motion(state.frames, cfg, out=state.frames, progress=progress)
+    state.motion = dataclasses.replace(motion, frames=None)  # keep the model, not a second movie reference
+    state.extras["motion/shifts"] = motion.shifts
+    state.extras["motion/template"] = motion.template
+    if motion.patch_shifts is not None:
+        state.extras["motion/patch_shifts"] = motion.patch_shifts
+    state.report.info(f"motion ({motion.method}): largest shift {motion.max_shift():.2f} px")
+
+
 def _stage_preprocess(state: RunState) -> None:
     state.mean_image = _mean_frame(state.frames)
     frames, baseline = pre.remove_baseline(state.frames, state.cfg.preprocess, source=state.movie.source)
@@ -143,6 +164,7 @@ def _stage_traces(state: RunState) -> None:
 STAGES = (
     ("load", _stage_load),
     ("prepare", _stage_prepare),
+    ("motion", _stage_motion),
     ("preprocess", _stage_preprocess),
     ("factorize", _stage_factorize),
     ("rois", _stage_rois),
@@ -288,7 +310,9 @@ def _analysed_movie(state: RunState) -> Movie:
         window = dataclasses.replace(cfg.input, first_frame=cfg.input.first_frame + a * tb, n_frames=(b - a) * tb)
         frames = pre.prepare_frames(movie, window, cfg.preprocess, min_frames=1)
         if state.motion is not None:
-            frames = state.motion.apply(frames, a)
+            from .stages.motion import apply_motion
+
+            frames = apply_motion(frames, state.motion, a, cfg.motion)
         return frames
 
     return Movie(reader, shape, np.float32, f"{movie.source} (as analysed)", movie.paths)

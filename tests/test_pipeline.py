@@ -7,6 +7,7 @@ import pytest
 import tifffile
 
 import caimg_nmf
+import caimg_nmf.synthetic
 from caimg_nmf.config import load_config
 from caimg_nmf.errors import CaimgError, ConfigError, InputError
 from conftest import match_report
@@ -83,3 +84,19 @@ def test_failed_run_leaves_no_result(tmp_path):
     with pytest.raises(CaimgError, match="constant"):
         caimg_nmf.run(movie=bad, rank=2, output=tmp_path / "r.h5", quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_motion_corrected_in_pipeline(tmp_path):
+    truth = caimg_nmf.synthetic.make_movie(4, (48, 56), 200, motion=2.0, noise=0.05, seed=5)
+    result = caimg_nmf.run(movie=truth.movie, rank=4, save=False, quiet=True)
+    shifts = result.get("motion/shifts")
+    assert shifts.shape == (200, 2)
+    # the shift applied undoes the planted displacement (up to a common offset: the template's position)
+    applied = shifts - shifts.mean(0)
+    planted = truth.shifts - truth.shifts.mean(0)
+    assert np.sqrt(np.mean((applied + planted) ** 2)) < 0.3
+    cos, corr = match_report(result.footprints, result.traces, truth)
+    assert cos.min() >= 0.9 and corr.min() >= 0.9
+    still = caimg_nmf.run(movie=truth.movie, rank=4, save=False, quiet=True, overrides={"motion.method": "none"})
+    cos_none, _ = match_report(still.footprints, still.traces, truth)
+    assert cos.mean() > cos_none.mean()

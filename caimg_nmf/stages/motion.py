@@ -371,3 +371,28 @@ def estimate_motion_memory(shape, cfg: MotionConfig, *, itemsize: int = 2, inclu
     if include_output:
         total += t_total * pix * 4
     return int(total)
+
+
+def apply_motion(block, motion: MotionResult, start: int, cfg: MotionConfig) -> np.ndarray:
+    """Register frames ``start .. start + len(block)`` of the same movie again with the shifts
+    ``motion`` found (e.g. to re-read a few frames for figures without keeping the registered movie).
+
+    Parameters
+    ----------
+    block : ndarray (n, H, W)
+    motion : MotionResult from :func:`correct_motion` on the whole movie
+    start : index of ``block[0]`` in that movie
+    cfg : the MotionConfig used
+
+    Returns
+    -------
+    ndarray (n, H, W) float32
+    """
+    block = np.asarray(block, np.float32)
+    if motion.method == "none":
+        return block
+    n = block.shape[0]
+    shifts = motion.shifts[start:start + n]
+    patches = None if motion.patch_shifts is None else motion.patch_shifts[start:start + n]
+    plan = _Plan.make(block.shape[1], block.shape[2], cfg, motion.method)
+    return _apply(block, shifts, patches, plan)
