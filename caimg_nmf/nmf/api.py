@@ -11,7 +11,7 @@ from ._validation import check_cross, check_X, validate_params
 from .init import initialize
 from .postprocess import normalize_factors, order_components
 from .result import NMFResult
-from .streamed import RowSource
+from .streamed import RowSource, exact_rel_error
 from ..errors import InputError
 
 __all__ = ["nmf"]
@@ -196,6 +196,8 @@ def _nmf(X, rank, *, solver, beta_loss, init, replicates, max_iter, tol, random_
     errs = np.array([o[0].rel_error for o in outs])
     best = int(np.argmin(errs))
     out, W, H, used = outs[best]
+    with _fit.ThreadPolicy().products():
+        out.rel_error = exact_rel_error(source, W, H, norm_sq)
     if not out.converged and not out.stopped_by_callback:
         _fit.warn_not_converged(max_iter, tol, out.rel_error, stacklevel=stacklevel)
     if normalize is not None:
