@@ -137,7 +137,7 @@ class RowSource:
         return self._stats
 
 
-def exact_rel_error(source, W, H, norm_sq, chunk_bytes=32 * 1024**2):
+def exact_rel_error(source, W, H, norm_sq, chunk_bytes=8 * 1024**2):
     """``||X - W H||_F / ||X||_F`` by one blocked pass (no X-sized temporary).
 
     The in-loop error ``||X||^2 - 2<W^T X, H> + <W^T W, H H^T>`` loses digits to
