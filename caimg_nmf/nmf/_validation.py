@@ -66,6 +66,17 @@ class _Type:
         return self.text
 
 
+class _Exact:
+    def __init__(self, value):
+        self.value = value
+
+    def ok(self, v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v == self.value
+
+    def __str__(self):
+        return repr(self.value)
+
+
 class _Callable:
     def ok(self, v):
         return callable(v)
@@ -92,7 +103,7 @@ _PARAMETER_CONSTRAINTS = {
     "l2_H": [_Real(0)],
     "normalize": [_NONE, _Options(NORMALIZE)],
     "order": [_NONE, _Options(ORDERS)],
-    "n_jobs": [_NONE, _Int(-1)],
+    "n_jobs": [_NONE, _Int(1), _Exact(-1)],
     "backend": [_Options(BACKENDS)],
     "memory_budget": [_NONE, _Int(1)],
     "callback": [_NONE, _Callable()],
@@ -120,8 +131,6 @@ def validate_params(params: dict) -> None:
         msg = f"{name} must be {allowed}; got {value!r}."
         if name in _HINTS:
             msg += " " + _HINTS[name]
-        if name == "n_jobs" and value == 0:
-            msg = f"{name} must be >= 1 or -1; got 0. " + _HINTS[name]
         raise InputError(msg) from None
 
 

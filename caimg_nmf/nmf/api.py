@@ -11,7 +11,7 @@ from ._validation import check_cross, check_X, validate_params
 from .init import initialize
 from .postprocess import normalize_factors, order_components
 from .result import NMFResult
-from .streamed import RowSource
+from .streamed import RowSource, exact_rel_error
 from ..errors import InputError
 
 __all__ = ["nmf"]
@@ -41,7 +41,9 @@ def nmf(X, rank, *, solver="hals", beta_loss="frobenius", init="nndsvda", replic
         alternating exact NNLS by block principal pivoting.
     beta_loss : {"frobenius", "kullback-leibler"}
     init : {"nndsvda", "nndsvd", "nndsvdar", "random"}
-        Ignored for the factor(s) given as W0/H0. With ``replicates > 1`` and a
+        For HALS on sparse data (calcium movies) "nndsvd" often needs far fewer
+        iterations than the default "nndsvda" (17 vs 42 in benchmarks/bench_nmf.py);
+        "nndsvd" is a poor start for "mu" (its zeros are lifted, see the mu solver). Ignored for the factor(s) given as W0/H0. With ``replicates > 1`` and a
         deterministic init ("nndsvd", "nndsvda"), replicate 0 uses it and the others
         start from "random" (as MATLAB's nnmf does); "random" and "nndsvdar" replicates
         each use their own seed.
@@ -196,6 +198,8 @@ def _nmf(X, rank, *, solver, beta_loss, init, replicates, max_iter, tol, random_
     errs = np.array([o[0].rel_error for o in outs])
     best = int(np.argmin(errs))
     out, W, H, used = outs[best]
+    with _fit.ThreadPolicy().products():
+        out.rel_error = exact_rel_error(source, W, H, norm_sq)
     if not out.converged and not out.stopped_by_callback:
         _fit.warn_not_converged(max_iter, tol, out.rel_error, stacklevel=stacklevel)
     if normalize is not None:

@@ -135,3 +135,21 @@ class RowSource:
                     tot += float(blk.sum(axis=1).sum(dtype=np.float64))
             self._stats = (ss, tot / (self.shape[0] * self.shape[1]))
         return self._stats
+
+
+def exact_rel_error(source, W, H, norm_sq, chunk_bytes=8 * 1024**2):
+    """``||X - W H||_F / ||X||_F`` by one blocked pass (no X-sized temporary).
+
+    The in-loop error ``||X||^2 - 2<W^T X, H> + <W^T W, H H^T>`` loses digits to
+    cancellation when the fit is good (and in float32); the final figure is computed
+    directly.
+    """
+    T = source.shape[1]
+    rows = max(1, chunk_bytes // max(1, T * source.dtype.itemsize))
+    ss = 0.0
+    for a, b, Xb in source.blocks():
+        for i in range(0, b - a, rows):
+            j = min(b - a, i + rows)
+            R = Xb[i:j] - W[a + i:a + j] @ H
+            ss += float(np.einsum("ij,ij->i", R, R).sum(dtype=np.float64))
+    return float(np.sqrt(ss / norm_sq)) if norm_sq > 0 else 0.0

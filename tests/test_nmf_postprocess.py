@@ -1,0 +1,104 @@
+"""normalize_factors / order_components, and the estimator round trip."""
+import numpy as np
+import pytest
+
+from caimg_nmf.errors import InputError
+from caimg_nmf.nmf import NMF, NMFResult, nmf, normalize_factors, order_components
+from _nmf_helpers import match_score, planted
+
+pytestmark = pytest.mark.filterwarnings("ignore::caimg_nmf.nmf.ConvergenceWarning")
+
+
+def _factors(seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.random((30, 5)) * np.array([1, 10, 0.1, 5, 2])
+    H = rng.random((5, 40)) * np.array([[3], [0.2], [7], [1], [4]])
+    return W, H
+
+
+@pytest.mark.parametrize("mode", ["footprints_max", "H_max", "unit_norm"])
+def test_normalize_keeps_product(mode):
+    W, H = _factors()
+    W0, H0 = W.copy(), H.copy()
+    Wn, Hn = normalize_factors(W, H, mode)
+    np.testing.assert_allclose(Wn @ Hn, W @ H, rtol=1e-12)
+    np.testing.assert_array_equal(W, W0)           # inputs untouched
+    np.testing.assert_array_equal(H, H0)
+    if mode == "footprints_max":
+        np.testing.assert_allclose(Wn.max(axis=0), 1.0)
+    elif mode == "H_max":
+        np.testing.assert_allclose(Hn.max(axis=1), 1.0)
+    else:
+        np.testing.assert_allclose(np.linalg.norm(Wn, axis=0), 1.0)
+
+
+def test_normalize_zero_component_left_alone():
+    W, H = _factors()
+    W[:, 2] = 0
+    Wn, Hn = normalize_factors(W, H, "footprints_max")
+    assert np.all(np.isfinite(Wn)) and np.all(np.isfinite(Hn))
+    np.testing.assert_allclose(Wn @ Hn, W @ H)
+
+
+def test_order_energy_descending():
+    W, H = _factors()
+    Wo, Ho, perm = order_components(W, H, "energy")
+    e = np.linalg.norm(Wo, axis=0) ** 2 * np.linalg.norm(Ho, axis=1) ** 2
+    assert np.all(np.diff(e) <= 0)
+    np.testing.assert_array_equal(Wo, W[:, perm])
+    np.testing.assert_allclose(Wo @ Ho, W @ H)
+    assert sorted(perm) == list(range(5))
+
+
+def test_bad_modes():
+    W, H = _factors()
+    with pytest.raises(InputError, match="normalize"):
+        normalize_factors(W, H, "max")
+    with pytest.raises(InputError, match="order"):
+        order_components(W, H, "size")
+
+
+def test_nmf_applies_normalize_and_order():
+    X, _, _ = planted(noise=0.05)
+    raw = nmf(X, 4, random_state=0, max_iter=50, tol=0.0)
+    res = nmf(X, 4, random_state=0, max_iter=50, tol=0.0, normalize="footprints_max",
+              order="energy")
+    np.testing.assert_allclose(res.W.max(axis=0), 1.0)
+    e = np.linalg.norm(res.W, axis=0) ** 2 * np.linalg.norm(res.H, axis=1) ** 2
+    assert np.all(np.diff(e) <= 1e-12 * e[0])
+    np.testing.assert_allclose(res.W @ res.H, raw.W @ raw.H, rtol=1e-10, atol=1e-12)
+    assert res.rel_error == raw.rel_error
+
+
+def test_result_repr_and_fields():
+    X, _, _ = planted()
+    res = nmf(X, 3, max_iter=20, tol=0.0, replicates=2, random_state=1)
+    assert isinstance(res, NMFResult)
+    text = repr(res)
+    for piece in ("W: 60x3", "H: 3x80", "rel_error=", "best of 2 replicates", "hals"):
+        assert piece in text
+    assert res.elapsed > 0 and res.loss_history.shape == (res.n_iter,)
+
+
+def test_estimator_round_trip():
+    X, W, H = planted()
+    model = NMF(4, random_state=0, tol=1e-9, max_iter=1000)
+    Wf = model.fit_transform(X)
+    assert Wf.shape == (60, 4) and model.components_.shape == (4, 80)
+    assert model.n_iter_ >= 1
+    assert model.reconstruction_err_ == pytest.approx(np.linalg.norm(X - Wf @ model.components_),
+                                                      rel=1e-4, abs=1e-8)
+    assert match_score(W, Wf) > 0.99
+    Wt = model.transform(X)                     # W from fixed components_
+    np.testing.assert_allclose(Wt @ model.components_, X, atol=1e-5 * X.max())
+    np.testing.assert_allclose(model.inverse_transform(Wt), Wt @ model.components_)
+    new = X[:10] * 2
+    np.testing.assert_allclose(model.transform(new), 2 * Wt[:10], rtol=1e-5, atol=1e-8)
+    assert model.fit(X) is model
+    assert "n_components=4" in repr(model)
+    with pytest.raises(InputError, match="features"):
+        model.transform(X[:, :5])
+    with pytest.raises(InputError, match="unknown keyword"):
+        NMF(3, alpha=1.0)
+    with pytest.raises(InputError, match="not fitted"):
+        NMF(3).transform(X)
