@@ -100,3 +100,19 @@ def test_motion_corrected_in_pipeline(tmp_path):
     still = caimg_nmf.run(movie=truth.movie, rank=4, save=False, quiet=True, overrides={"motion.method": "none"})
     cos_none, _ = match_report(still.footprints, still.traces, truth)
     assert cos.mean() > cos_none.mean()
+
+
+def test_switches_to_out_of_core_when_memory_is_short(tmp_path, five_cells, monkeypatch, capsys):
+    movie_path, truth = five_cells
+    overrides = {"nmf.memory_budget_gb": 0.002, "motion.method": "none"}  # X is 4.9 MB: streamed
+    in_memory = caimg_nmf.run(input=movie_path, rank=5, save=False, quiet=True, overrides={"motion.method": "none"})
+    import caimg_nmf.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 1024 ** 2)  # pretend 1 MB is free
+    streamed = caimg_nmf.run(input=movie_path, rank=5, output=tmp_path / "r.h5", figures=False,
+                             overrides=overrides)
+    err = capsys.readouterr().err
+    assert "temporary file" in err and "streams" in err
+    np.testing.assert_allclose(streamed.traces, in_memory.traces, rtol=1e-3, atol=1e-3 * in_memory.traces.max())
+    cos, corr = match_report(streamed.footprints, streamed.traces, truth)
+    assert cos.min() >= 0.9 and corr.min() >= 0.9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]  # scratch file removed
