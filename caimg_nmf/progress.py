@@ -13,6 +13,7 @@ import time
 __all__ = ["Reporter", "logger"]
 
 logger = logging.getLogger("caimg_nmf")
+logger.addHandler(logging.NullHandler())  # a library: the application decides where logs go
 
 
 class Reporter:
