@@ -1,0 +1,188 @@
+"""Tests of caimg_nmf.synthetic (fast: small movies except one timing check)."""
+import json
+import time
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from caimg_nmf import synthetic as syn
+from caimg_nmf.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def five():
+    return syn.scenario("five_cells")
+
+
+def test_make_movie_shapes_and_dtypes(five):
+    s = five
+    assert s.movie.shape == (300, 64, 64) and s.movie.dtype == np.float32
+    assert s.footprints.shape == (5, 64, 64) and s.footprints.dtype == np.float32
+    for name in ("traces", "spikes", "calcium"):
+        assert getattr(s, name).shape == (5, 300)
+    assert s.baselines.shape == (5,) and s.background.shape == (64, 64)
+    assert s.shifts.shape == (300, 2) and np.all(s.shifts == 0)
+    assert s.neuropil is None
+    assert s.movie.min() >= 0
+    np.testing.assert_allclose(s.footprints.max(axis=(1, 2)), 1.0)
+    assert s.n_cells == 5 and s.shape == (64, 64)
+
+
+def test_every_cell_fires_and_calcium_is_ar1():
+    s = syn.make_movie(4, (32, 32), 200, spike_rate=0.0, seed=3)  # forced minimum spikes
+    assert np.all(s.spikes.sum(axis=1) >= 3)
+    g = np.exp(-1 / (s.params["tau_decay"] * s.frame_rate))
+    np.testing.assert_allclose(s.calcium[:, 1:], g * s.calcium[:, :-1] + s.spikes[:, 1:],
+                               rtol=1e-5, atol=1e-6)
+    ratio = s.traces / np.maximum(s.calcium, 1e-9)
+    np.testing.assert_allclose(ratio[s.calcium > 0.01],
+                               np.broadcast_to(s.amplitudes[:, None], ratio.shape)[s.calcium > 0.01],
+                               rtol=1e-4)
+
+
+def test_noise_free_movie_matches_model():
+    s = syn.make_movie(3, (40, 40), 50, noise=0.0, seed=1)
+    K, T = 3, 50
+    model = ((s.baselines[:, None] + s.traces).T @ s.footprints.reshape(K, -1)).reshape(T, 40, 40)
+    np.testing.assert_allclose(s.movie, model + s.background, rtol=1e-5, atol=1e-5)
+
+
+def test_determinism_and_independent_streams():
+    a = syn.make_movie(3, (32, 32), 60, seed=7)
+    b = syn.make_movie(3, (32, 32), 60, seed=7)
+    c = syn.make_movie(3, (32, 32), 60, seed=7, noise=0.5)
+    d = syn.make_movie(3, (32, 32), 60, seed=8)
+    np.testing.assert_array_equal(a.movie, b.movie)
+    np.testing.assert_array_equal(a.footprints, c.footprints)  # noise does not move cells
+    np.testing.assert_array_equal(a.spikes, c.spikes)
+    assert not np.array_equal(a.footprints, d.footprints)
+
+
+def test_separation_and_masks(five):
+    c = five.centres
+    dist = np.hypot(*(c[:, None, :] - c[None, :, :]).transpose(2, 0, 1))
+    assert dist[~np.eye(5, dtype=bool)].min() >= 16.0
+    m = five.masks()
+    assert m.dtype == bool and m.shape == (5, 64, 64)
+    area = m.sum(axis=(1, 2))
+    nominal = np.pi * (five.diameters / 2) ** 2
+    assert np.all(area > 0.5 * nominal) and np.all(area < 2.0 * nominal)
+    assert not np.any(m.sum(axis=0) > 1)  # separated cells: masks disjoint
+
+
+def test_bleaching_motion_neuropil():
+    s = syn.make_movie(2, (48, 48), 100, neuropil=0.3, bleaching=0.2, motion=1.5, seed=2)
+    assert s.neuropil.shape == (100, 48, 48)
+    assert abs(s.neuropil.std() - 0.3) < 0.03
+    np.testing.assert_allclose(s.bleach[[0, -1]], [1.0, 0.8], rtol=1e-5)
+    assert np.isclose(np.abs(s.shifts).max(), 1.5, rtol=1e-5)
+    assert s.movie.min() >= 0
+
+
+def test_shot_noise_scale():
+    s = syn.make_movie(0, (32, 32), 200, background=2.0, noise=0.0, photon_scale=100.0, seed=0)
+    resid = s.movie - s.background
+    expected_sd = np.sqrt(s.background.mean() / 100.0)
+    assert abs(resid.std() / expected_sd - 1) < 0.1
+    assert s.footprints.shape == (0, 32, 32)
+
+
+def test_bad_arguments():
+    with pytest.raises(InputError, match="could not place"):
+        syn.make_movie(200, (16, 16), 10, cell_diameter=8, min_separation=8)
+    with pytest.raises(InputError, match="bleaching"):
+        syn.make_movie(bleaching=1.0)
+    with pytest.raises(InputError, match="shape"):
+        syn.make_movie(shape=(10,))
+    with pytest.raises(InputError, match="unknown name"):
+        syn.scenario("nope")
+    with pytest.raises(ValueError):  # InputError is a ValueError
+        syn.make_movie(amplitude=(2.0, 1.0))
+
+
+def test_truth_round_trip_and_units(tmp_path, five):
+    s = five.to_units(1000.0, 100.0)
+    np.testing.assert_allclose(s.movie, five.movie * 1000 + 100, rtol=1e-6)
+    p = s.save_truth(tmp_path / "truth.h5")
+    assert [q.name for q in tmp_path.iterdir()] == ["truth.h5"]  # no temp file left
+    with h5py.File(p) as f:
+        for k in ("footprints", "traces", "spikes", "calcium", "baselines", "background",
+                  "shifts"):
+            assert k in f
+        assert f.attrs["kind"] == syn.TRUTH_KIND
+        assert json.loads(f.attrs["params"])["scenario"] == "five_cells"
+    t = syn.load_truth(p)
+    assert t.movie is None and t.gain == 1000.0 and t.offset == 100.0
+    np.testing.assert_array_equal(t.traces, s.traces)
+    np.testing.assert_array_equal(t.masks(), five.masks())
+    assert t.frame_rate == 10.0 and t.seed == 0
+
+
+def test_load_truth_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        syn.load_truth(tmp_path / "missing.h5")
+    (tmp_path / "x.h5").write_text("not hdf5")
+    with pytest.raises(InputError, match="not an HDF5"):
+        syn.load_truth(tmp_path / "x.h5")
+    with h5py.File(tmp_path / "y.h5", "w") as f:
+        f["a"] = 1
+    with pytest.raises(InputError, match="not a caimg_nmf"):
+        syn.load_truth(tmp_path / "y.h5")
+
+
+@pytest.mark.parametrize("ext", [".tif", ".npy", ".h5"])
+def test_save_movie_formats(tmp_path, ext):
+    s = syn.make_movie(2, (24, 24), 20, seed=0)
+    p = s.save_movie(tmp_path / f"m{ext}")
+    if ext == ".tif":
+        got = tifffile.imread(p)
+    elif ext == ".npy":
+        got = np.load(p)
+    else:
+        with h5py.File(p) as f:
+            got = f["movie"][()]
+    np.testing.assert_array_equal(got, s.movie)
+    q = s.to_units().save_movie(tmp_path / f"u{ext}", dtype=np.uint16)
+    got = tifffile.imread(q) if ext == ".tif" else None
+    if got is not None:
+        assert got.dtype == np.uint16 and got.shape == (20, 24, 24)
+    with pytest.raises(InputError, match="unknown extension"):
+        s.save_movie(tmp_path / "m.avi")
+
+
+def test_factories():
+    X, W, H = syn.make_factories(200, seed=1)
+    assert X.shape == (12, 200) and W.shape == (12, 3) and H.shape == (3, 200)
+    np.testing.assert_allclose(W.max(axis=0), 1.0)
+    assert set(np.unique(H)) <= {0.0, 1.0} and np.all(H.sum(axis=1) >= 1)
+    np.testing.assert_allclose(X, W @ H)
+    assert len(set(np.argmax(W, axis=0))) == 3  # bumps at different hours
+    Xn, _, _ = syn.make_factories(200, noise=0.1, seed=1)
+    assert Xn.min() >= 0 and not np.allclose(Xn, X)
+
+
+def test_make_matrix():
+    X, W, H = syn.make_matrix(30, 40, 4, sparsity=0.6, seed=2)
+    assert X.shape == (30, 40) and W.shape == (30, 4) and H.shape == (4, 40)
+    assert W.min() >= 0 and H.min() >= 0 and np.all(W.sum(0) > 0) and np.all(H.sum(1) > 0)
+    np.testing.assert_allclose(X, W @ H)
+    assert 0.4 < np.mean(W == 0) < 0.8
+    Xn, _, _ = syn.make_matrix(30, 40, 4, noise=0.1, seed=2)
+    assert Xn.min() >= 0
+
+
+def test_realistic_scenario_fast():
+    t0 = time.perf_counter()
+    s = syn.scenario("realistic")
+    elapsed = time.perf_counter() - t0
+    assert s.movie.shape == (1000, 128, 128) and s.n_cells == 60
+    assert elapsed < 6.0  # spec: < 3 s on an idle machine; slack for shared CI cores
+
+
+def test_sample_data_path():
+    p = syn.sample_data_path("five_cells.tif")
+    assert p.is_file()
+    with pytest.raises(InputError, match="Available"):
+        syn.sample_data_path("nope.tif")
