@@ -177,8 +177,62 @@ class MotionConfig:
                                        "registered frames themselves are not filtered.", min=0.0)
 
 
-SECTIONS: tuple = (InputConfig, PreprocessConfig, FactorizeConfig, NMFConfig, RoisConfig,
-                   TracesConfig, OutputConfig, FiguresConfig, MotionConfig)
+@dataclass(frozen=True)
+class DetectConfig:
+    section: ClassVar[str] = "detect"
+    summary_rate: float = _key(4.0, "Frames are averaged in groups to about this rate (Hz) for the summary "
+                               "images and the footprint fit; traces are then fitted at the full rate.",
+                               min=0.0, min_exclusive=True)
+    baseline_percentile: float = _key(10.0, "Percentile over time of each (time-binned) pixel used as its "
+                                      "resting level when computing the correlation and peak-to-noise images.",
+                                      min=0.0, max=100.0)
+    min_corr: float = _key(0.2, "Seeds need a local correlation (pixel vs. its 8 neighbours, on the "
+                           "high-passed movie) of at least this.", min=-1.0, max=1.0)
+    min_pnr: float = _key(6.0, "Seeds need a peak-to-noise ratio (peak of the smoothed, high-passed trace over "
+                          "its noise) of at least this.", min=0.0)
+    seed_separation: float = _key(0.6, "Minimum distance between seeds, in cell diameters.", min=0.0)
+    max_cells: int = _key(0, "At most this many seeds, best first (0 = no limit).", min=0)
+    window_radius: float = _key(1.0, "A footprint may be nonzero only within this radius (in cell diameters) "
+                                "of its seed.", min=0.3)
+    background_spacing: float = _key(3.0, "Neuropil/background is modelled by smooth bilinear 'tent' footprints on "
+                                     "a grid with this spacing (in cell diameters), each with its own trace.",
+                                     min=0.5)
+    tile_size: int = _key(96, "The fit runs on square tiles of this many pixels (plus a margin), one at a time.",
+                          min=16)
+    n_iter: int = _key(20, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1)
+    n_trace_iter: int = _key(10, "HALS iterations for the traces at the full frame rate.", min=0)
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    section: ClassVar[str] = "curate"
+    threshold: float = _key(0.3, "Mask rule used for the checks: footprint >= threshold x peak, the connected "
+                            "region holding the peak (as rois.threshold).", min=0.0, max=1.0, min_exclusive=True)
+    min_area: float = _key(0.5, "Reject masks smaller than this fraction of a disc of one cell diameter.", min=0.0)
+    max_area: float = _key(4.0, "Reject masks larger than this many discs of one cell diameter.", min=0.0)
+    min_snr: float = _key(3.0, "Reject cells whose trace peak (3-frame mean, above its median) is below this "
+                          "many noise standard deviations.", min=0.0)
+    min_compactness: float = _key(0.35, "Reject masks whose area / area of the enclosing disc (about the centroid) "
+                                  "is below this (long thin shapes: dendrites, vessels).", min=0.0, max=1.0)
+    merge_overlap: float = _key(0.5, "Two cells are duplicates when the smaller mask lies at least this fraction "
+                                "inside the other ...", min=0.0, max=1.0)
+    merge_corr: float = _key(0.8, "... and their traces correlate at least this much; the weaker is merged "
+                             "into the stronger.", min=-1.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class SpikesConfig:
+    section: ClassVar[str] = "spikes"
+    enabled: bool = _key(True, "Infer spikes from the traces (AR(1) nonnegative deconvolution).")
+    decay_time_s: float = _key(0.0, "Decay time constant of the indicator in seconds; 0 estimates it per cell "
+                               "from the trace's autocorrelation (GCaMP6s ~1.0, GCaMP6f ~0.4).", min=0.0)
+    min_spike: float = _key(2.5, "Smallest spike kept, in noise standard deviations of the trace.", min=0.0)
+    baseline_percentile: float = _key(20.0, "Percentile of the trace used as its baseline before "
+                                      "deconvolution.", min=0.0, max=100.0)
+
+
+SECTIONS: tuple = (InputConfig, PreprocessConfig, MotionConfig, FactorizeConfig, NMFConfig, DetectConfig,
+                   CurateConfig, RoisConfig, TracesConfig, SpikesConfig, OutputConfig, FiguresConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+import _detect_helpers
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,3 +32,8 @@ def match_report(footprints, traces, truth):
     cos = np.array([c for _, _, c in pairs])
     corr = np.array([np.corrcoef(traces[i], truth.traces[j])[0, 1] for i, j, _ in pairs])
     return cos, corr
+
+
+@pytest.fixture(scope="session")
+def easy_movie():
+    return _detect_helpers.make_movie()
