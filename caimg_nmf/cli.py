@@ -56,7 +56,10 @@ def cmd_run(args) -> int:
     from .config import load_config
     from .pipeline import run
 
+    from .pipeline import check_rank_use
+
     cfg = load_config(args.config, _overrides_from_args(args))
+    check_rank_use(cfg, args.rank is not None)
     if not cfg.input.path:
         raise CaimgError("no input movie: give --input PATH or set input.path in a config file.")
     result = run(cfg, quiet=args.quiet)
@@ -72,8 +75,8 @@ def cmd_demo(args) -> int:
     started = time.perf_counter()
     out_dir = Path(args.output or "caimg_nmf_demo").resolve()
     movie_path = sample_data_path("five_cells.tif")
-    cfg = Config().replace({"input.path": str(movie_path), "input.frame_rate": 10.0, "nmf.rank": 5,
-                            "nmf.replicates": 3, "output.path": str(out_dir / "result.h5"),
+    cfg = Config().replace({"input.path": str(movie_path), "input.frame_rate": 10.0,
+                            "input.cell_diameter": 8.0, "output.path": str(out_dir / "result.h5"),
                             "output.overwrite": True})
     result = run(cfg, quiet=args.quiet)
     truth = load_truth(sample_data_path("five_cells_truth.h5"))

@@ -86,9 +86,13 @@ class PreprocessConfig:
 @dataclass(frozen=True)
 class FactorizeConfig:
     section: ClassVar[str] = "factorize"
-    method: str = _key("whole", "'whole': one NMF of the whole field with nmf.rank components (the NMF "
-                       "primer's recipe; fine for small, clean movies).",
-                       choices=("whole",))
+    method: str = _key("local", "'local': cells are found where the movie's pixels co-fluctuate (correlation "
+                       "image), then a local NMF fits each cell's footprint within about one cell diameter "
+                       "of its seed together with smooth background components; the number of cells "
+                       "follows from the data (set input.cell_diameter). 'whole': one NMF of the whole "
+                       "baseline-subtracted field with nmf.rank components (the NMF primer's recipe; fine "
+                       "for small, clean movies, finds background on real recordings).",
+                       choices=("local", "whole"))
 
 
 @dataclass(frozen=True)
@@ -412,6 +416,8 @@ def _check_value(where: str, value, tp, meta, source):
         raise ConfigError(f"{source}: {where} = {value!r}: {why}") from None
 
     origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType) and value is None and type(None) in typing.get_args(tp):
+        return None  # optional key left unset (possible from Python; TOML has no null)
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         errors = []

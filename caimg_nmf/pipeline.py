@@ -23,7 +23,7 @@ from .memory import available_memory, estimate_run_memory, format_bytes
 from .progress import Reporter
 from .stages import preprocess as pre
 from .stages.rois import masks_from_footprints
-from .stages.traces import compute_dff, resting_fluorescence
+from .stages.traces import background_under, compute_dff, resting_fluorescence
 
 __all__ = ["run", "STAGES", "RunState", "default_output_path"]
 
@@ -68,7 +68,8 @@ def _stage_load(state: RunState) -> None:
 def _stage_prepare(state: RunState) -> None:
     cfg = state.cfg
     shape = pre.output_shape(state.movie.shape, cfg.input, cfg.preprocess)
-    need = estimate_run_memory(shape, cfg.nmf.rank)
+    rank = cfg.nmf.rank if cfg.factorize.method == "whole" else 0
+    need = estimate_run_memory(shape, rank)
     free = available_memory()
     out = None
     if need > 0.8 * free:
@@ -82,6 +83,7 @@ def _stage_prepare(state: RunState) -> None:
     with state.report.task("read frames", total=shape[0]) as advance:
         state.frames = pre.prepare_frames(state.movie, cfg.input, cfg.preprocess, out=out,
                                           progress=lambda n: advance(n))
+    pre.check_not_constant(state.frames, state.movie.source)
     state.frame_rate = cfg.input.frame_rate / cfg.preprocess.temporal_bin
 
 
@@ -108,6 +110,8 @@ def _stage_motion(state: RunState) -> None:
 
 def _stage_preprocess(state: RunState) -> None:
     state.mean_image = _mean_frame(state.frames)
+    if state.cfg.factorize.method != "whole":
+        return  # the local method models baseline and background itself, on raw fluorescence
     frames, baseline = pre.remove_baseline(state.frames, state.cfg.preprocess, source=state.movie.source)
     state.frames, state.baseline = frames, baseline
     state.extras["baseline"] = baseline
@@ -121,6 +125,46 @@ def _mean_frame(frames) -> np.ndarray:
 
 
 def _stage_factorize(state: RunState) -> None:
+    if state.cfg.factorize.method == "local":
+        _factorize_local(state)
+    else:
+        _factorize_whole(state)
+
+
+def _factorize_local(state: RunState) -> None:
+    from .stages.curate import curate
+    from .stages.detect import find_cells
+
+    cfg = state.cfg
+    diameter = cfg.input.cell_diameter
+    if diameter is not None:
+        diameter = diameter / cfg.preprocess.spatial_bin
+    with state.report.task("find cells (local NMF)"):
+        found = find_cells(state.frames, cfg.detect, cell_diameter=diameter, frame_rate=state.frame_rate,
+                           progress=lambda msg: state.report.info(f"find cells: {msg}"))
+    with state.report.task("curate"):
+        kept = curate(found, state.frames, cfg.curate)
+    state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "
+                      f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'})")
+    state.footprints = kept.footprints
+    state.traces = kept.traces
+    # The cell sits on the background model's light: it enters ΔF/F's F0 (stages/traces.py).
+    state.resting = background_under(kept.footprints, kept.background_footprints, kept.background_traces)
+    if state.resting.shape[1] != state.traces.shape[1]:
+        state.resting = np.zeros(kept.n_cells)
+    state.attrs.update(cell_diameter_px=float(found.cell_diameter), n_candidates=int(found.n_cells))
+    ex = state.extras
+    ex["correlation_image"] = kept.correlation_image
+    if kept.pnr_image is not None:
+        ex["pnr_image"] = kept.pnr_image
+    ex["background/footprints"] = kept.background_footprints
+    ex["background/traces"] = kept.background_traces
+    ex["rejected/footprints"] = kept.rejected_footprints
+    ex["rejected/traces"] = kept.rejected_traces
+    ex["rejected/reasons"] = list(kept.rejected_reasons)
+
+
+def _factorize_whole(state: RunState) -> None:
     from .stages.factorize import factorize_whole
 
     cfg = state.cfg
@@ -160,6 +204,15 @@ def _stage_traces(state: RunState) -> None:
     state.dff = compute_dff(state.traces, state.resting, state.frame_rate, state.cfg.traces)
 
 
+def _stage_spikes(state: RunState) -> None:
+    from .stages.spikes import infer_spikes
+
+    if state.cfg.spikes.enabled:
+        spikes, denoised = infer_spikes(state.traces, state.cfg.spikes, state.frame_rate)
+        state.extras["spikes"] = spikes
+        state.extras["denoised"] = denoised
+
+
 #: The pipeline, in order. Each entry: (name, adapter).
 STAGES = (
     ("load", _stage_load),
@@ -169,6 +222,7 @@ STAGES = (
     ("factorize", _stage_factorize),
     ("rois", _stage_rois),
     ("traces", _stage_traces),
+    ("spikes", _stage_spikes),
 )
 
 
@@ -176,7 +230,7 @@ STAGES = (
 # The runner
 # ------------------------------------------------------------------------------------------
 
-_SHORTHANDS = {"input": "input.path", "output": "output.path", "rank": "nmf.rank",
+_SHORTHANDS = {"input": "input.path", "output": "output.path", "rank": "nmf.rank", "method": "factorize.method",
                "frame_rate": "input.frame_rate", "cell_diameter": "input.cell_diameter",
                "seed": "nmf.seed", "overwrite": "output.overwrite"}
 
@@ -210,7 +264,18 @@ def _as_config(config, overrides: dict) -> Config:
         if isinstance(value, Path):
             value = str(value)
         dotted[key] = value
-    return cfg.replace(dotted) if dotted else cfg
+    cfg = cfg.replace(dotted) if dotted else cfg
+    check_rank_use(cfg, "nmf.rank" in dotted)
+    return cfg
+
+
+def check_rank_use(cfg: Config, rank_given: bool) -> None:
+    """A rank given explicitly while the local method runs would be ignored: say so instead."""
+    if rank_given and cfg.factorize.method != "whole":
+        raise ConfigError(f"a rank (nmf.rank = {cfg.nmf.rank}) was given, but factorize.method = "
+                          f"'{cfg.factorize.method}' finds the number of cells from the data and does not use "
+                          "it. To factorize the whole field with a fixed rank, also set factorize.method = "
+                          "'whole' (--set factorize.method=whole).") from None
 
 
 def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool = False,
@@ -245,7 +310,7 @@ def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool =
     >>> import caimg_nmf
     >>> from caimg_nmf.synthetic import scenario
     >>> truth = scenario("five_cells")
-    >>> result = caimg_nmf.run(movie=truth.movie, rank=5, save=False, quiet=True)
+    >>> result = caimg_nmf.run(movie=truth.movie, cell_diameter=8, save=False, quiet=True)
     >>> result.footprints.shape
     (5, 64, 64)
     """

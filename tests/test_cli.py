@@ -9,16 +9,19 @@ import tifffile
 from caimg_nmf.cli import main
 
 
-def cli(*args):
-    """Run the CLI in a subprocess, as a user would."""
-    p = subprocess.run([sys.executable, "-m", "caimg_nmf.cli", *map(str, args)], capture_output=True, text=True)
+def cli(*args, cwd=None):
+    """Run the CLI in a subprocess, as a user would (in a scratch folder: default outputs land there)."""
+    import tempfile
+
+    p = subprocess.run([sys.executable, "-m", "caimg_nmf.cli", *map(str, args)], capture_output=True, text=True,
+                       cwd=cwd or tempfile.mkdtemp(prefix="caimg-cli-"))
     return p.returncode, p.stdout, p.stderr
 
 
 def test_run_and_info(tmp_path, five_cells):
     movie, _ = five_cells
     out = tmp_path / "res" / "r.h5"
-    code, stdout, stderr = cli("run", "--input", movie, "--output", out, "--rank", "5", "--no-figures", "--quiet")
+    code, stdout, stderr = cli("run", "--input", movie, "--output", out, "--rank", "5", "--set", "factorize.method=whole", "--no-figures", "--quiet")
     assert code == 0, stderr
     assert "5 cells" in stdout and stderr == ""
     code, stdout, _ = cli("info", out, "--config")
@@ -45,7 +48,9 @@ def test_set_overrides_and_config_printing(tmp_path, capsys):
     (lambda d: ["run", "--input", d / "flat.tif"], "constant"),
     (lambda d: ["run", "--input", d / "movie.tif", "--rank", "0"], "nmf.rank = 0: must be at least 1"),
     (lambda d: ["run", "--input", d / "movie.tif", "--rank", "-3"], "must be at least 1"),
-    (lambda d: ["run", "--input", d / "movie.tif", "--rank", "500"], "larger than min(pixels, frames)"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--rank", "500", "--set", "factorize.method=whole"],
+     "larger than min(pixels, frames)"),
+    (lambda d: ["run", "--input", d / "movie.tif", "--rank", "5"], "also set factorize.method = 'whole'"),
     (lambda d: ["run", "--input", d / "movie.tif", "--set", "nmf.rnk=3"], "Valid keys in [nmf]"),
     (lambda d: ["run", d / "typo.toml"], "unknown key 'rnak' in [nmf]"),
     (lambda d: ["run", "--input", d / "movie.tif", "--output", d / "blocker" / "r.h5"], "cannot create the output folder"),
@@ -64,8 +69,8 @@ def test_bad_input_exit_2_with_clear_message(tmp_path, make_args, expected):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "blocker").write_text("a file where a folder should be")
     (tmp_path / "typo.toml").write_text("[input]\npath = 'movie.tif'\n[nmf]\nrnak = 3\n")
-    code, stdout, stderr = cli(*make_args(tmp_path), "--no-figures") if make_args(tmp_path)[0] == "run" \
-        else cli(*make_args(tmp_path))
+    args = make_args(tmp_path)
+    code, stdout, stderr = cli(*args, *(["--no-figures"] if args[0] == "run" else []), cwd=tmp_path)
     assert code == 2, (stdout, stderr)
     assert expected in stderr, stderr
     assert "Traceback" not in stderr
@@ -80,7 +85,7 @@ def test_usage_error_exit_2():
 def test_figures_and_export_commands(tmp_path, five_cells):
     movie, _ = five_cells
     out = tmp_path / "r.h5"
-    assert cli("run", "--input", movie, "--output", out, "--rank", "5", "--no-figures", "-q")[0] == 0
+    assert cli("run", "--input", movie, "--output", out, "--rank", "5", "--set", "factorize.method=whole", "--no-figures", "-q")[0] == 0
     code, stdout, stderr = cli("figures", out, "--out", tmp_path / "figs", "--format", "png", "--dpi", "80",
                                "--style", "screen")
     assert code == 0, stderr

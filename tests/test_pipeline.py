@@ -15,7 +15,7 @@ from conftest import match_report
 
 def test_sample_movie_every_planted_cell_recovered(tmp_path, five_cells):
     movie_path, truth = five_cells
-    result = caimg_nmf.run(input=movie_path, output=tmp_path / "r.h5", rank=5, figures=False, quiet=True)
+    result = caimg_nmf.run(input=movie_path, output=tmp_path / "r.h5", method="whole", rank=5, figures=False, quiet=True)
     assert result.n_cells == 5
     cos, corr = match_report(result.footprints, result.traces, truth)
     assert len(cos) == 5
@@ -33,8 +33,8 @@ def test_sample_movie_every_planted_cell_recovered(tmp_path, five_cells):
 
 def test_same_seed_same_result(tmp_path, five_cells):
     movie_path, _ = five_cells
-    a = caimg_nmf.run(input=movie_path, rank=5, save=False, quiet=True, overrides={"nmf.replicates": 2})
-    b = caimg_nmf.run(input=movie_path, rank=5, save=False, quiet=True, overrides={"nmf.replicates": 2})
+    a = caimg_nmf.run(input=movie_path, method="whole", rank=5, save=False, quiet=True, overrides={"nmf.replicates": 2})
+    b = caimg_nmf.run(input=movie_path, method="whole", rank=5, save=False, quiet=True, overrides={"nmf.replicates": 2})
     np.testing.assert_array_equal(a.footprints, b.footprints)
     np.testing.assert_array_equal(a.traces, b.traces)
 
@@ -65,30 +65,30 @@ def test_hdf5_config_yxt(tmp_path, repo, five_cells):
 def test_input_never_modified(tmp_path):
     truth = caimg_nmf.synthetic.make_movie(3, (32, 40), 120, seed=3)
     movie = truth.movie.copy()
-    caimg_nmf.run(movie=movie, rank=3, save=False, quiet=True)
+    caimg_nmf.run(movie=movie, method="whole", rank=3, save=False, quiet=True)
     np.testing.assert_array_equal(movie, truth.movie)
 
 
 def test_rank_too_large_and_existing_output(tmp_path, five_cells):
     movie_path, _ = five_cells
     with pytest.raises(ConfigError, match="larger than min"):
-        caimg_nmf.run(movie=np.random.default_rng(0).random((6, 4, 4)), rank=7, save=False, quiet=True)
+        caimg_nmf.run(movie=np.random.default_rng(0).random((6, 4, 4)), method="whole", rank=7, save=False, quiet=True)
     out = tmp_path / "r.h5"
-    caimg_nmf.run(input=movie_path, output=out, rank=2, figures=False, quiet=True)
+    caimg_nmf.run(input=movie_path, output=out, method="whole", rank=2, figures=False, quiet=True)
     with pytest.raises(InputError, match="already exists.*--overwrite"):
-        caimg_nmf.run(input=movie_path, output=out, rank=2, figures=False, quiet=True)
+        caimg_nmf.run(input=movie_path, output=out, method="whole", rank=2, figures=False, quiet=True)
 
 
 def test_failed_run_leaves_no_result(tmp_path):
     bad = np.ones((20, 8, 8), np.float32)   # constant: nothing to factorize
     with pytest.raises(CaimgError, match="constant"):
-        caimg_nmf.run(movie=bad, rank=2, output=tmp_path / "r.h5", quiet=True)
+        caimg_nmf.run(movie=bad, method="whole", rank=2, output=tmp_path / "r.h5", quiet=True)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_motion_corrected_in_pipeline(tmp_path):
     truth = caimg_nmf.synthetic.make_movie(4, (48, 56), 200, motion=2.0, noise=0.05, seed=5)
-    result = caimg_nmf.run(movie=truth.movie, rank=4, save=False, quiet=True)
+    result = caimg_nmf.run(movie=truth.movie, method="whole", rank=4, save=False, quiet=True)
     shifts = result.get("motion/shifts")
     assert shifts.shape == (200, 2)
     # the shift applied undoes the planted displacement (up to a common offset: the template's position)
@@ -97,7 +97,7 @@ def test_motion_corrected_in_pipeline(tmp_path):
     assert np.sqrt(np.mean((applied + planted) ** 2)) < 0.3
     cos, corr = match_report(result.footprints, result.traces, truth)
     assert cos.min() >= 0.9 and corr.min() >= 0.9
-    still = caimg_nmf.run(movie=truth.movie, rank=4, save=False, quiet=True, overrides={"motion.method": "none"})
+    still = caimg_nmf.run(movie=truth.movie, method="whole", rank=4, save=False, quiet=True, overrides={"motion.method": "none"})
     cos_none, _ = match_report(still.footprints, still.traces, truth)
     assert cos.mean() > cos_none.mean()
 
@@ -105,10 +105,10 @@ def test_motion_corrected_in_pipeline(tmp_path):
 def test_switches_to_out_of_core_when_memory_is_short(tmp_path, five_cells, monkeypatch, capsys):
     movie_path, truth = five_cells
     overrides = {"nmf.memory_budget_gb": 0.002, "motion.method": "none"}  # X is 4.9 MB: streamed
-    in_memory = caimg_nmf.run(input=movie_path, rank=5, save=False, quiet=True, overrides={"motion.method": "none"})
+    in_memory = caimg_nmf.run(input=movie_path, method="whole", rank=5, save=False, quiet=True, overrides={"motion.method": "none"})
     import caimg_nmf.pipeline as pipeline
     monkeypatch.setattr(pipeline, "available_memory", lambda: 1024 ** 2)  # pretend 1 MB is free
-    streamed = caimg_nmf.run(input=movie_path, rank=5, output=tmp_path / "r.h5", figures=False,
+    streamed = caimg_nmf.run(input=movie_path, method="whole", rank=5, output=tmp_path / "r.h5", figures=False,
                              overrides=overrides)
     err = capsys.readouterr().err
     assert "temporary file" in err and "streams" in err
@@ -116,3 +116,29 @@ def test_switches_to_out_of_core_when_memory_is_short(tmp_path, five_cells, monk
     cos, corr = match_report(streamed.footprints, streamed.traces, truth)
     assert cos.min() >= 0.9 and corr.min() >= 0.9
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]  # scratch file removed
+
+
+def test_local_method_default_recovers_sample_cells(tmp_path, five_cells):
+    movie_path, truth = five_cells
+    result = caimg_nmf.run(input=movie_path, cell_diameter=8, output=tmp_path / "r.h5", figures=False, quiet=True)
+    assert result.config.factorize.method == "local"
+    assert result.n_cells == 5
+    cos, corr = match_report(result.footprints, result.traces, truth)
+    assert cos.min() >= 0.95 and corr.min() >= 0.95
+    back = caimg_nmf.Result.load(tmp_path / "r.h5")
+    for name in ("spikes", "correlation_image", "background/footprints", "background/traces",
+                 "rejected/footprints", "rejected/traces", "rejected/reasons", "motion/shifts"):
+        assert back.get(name) is not None, name
+    assert back.get("spikes").shape == back.traces.shape
+    # ΔF/F is ~0 while a cell is at rest (planted calcium ~0) and follows its planted activity
+    from caimg_nmf.evaluate import match_footprints
+    for i, j, _ in match_footprints(back.footprints, truth.footprints, min_cosine=0.5):
+        rest = truth.calcium[j] < 0.01 * truth.calcium[j].max()
+        assert abs(np.median(back.dff[i][rest])) < 0.05
+        assert np.corrcoef(back.dff[i], truth.traces[j])[0, 1] > 0.95
+        assert back.dff[i].max() > 0.3
+
+
+def test_rank_with_local_method_is_refused():
+    with pytest.raises(ConfigError, match="factorize.method = 'whole'"):
+        caimg_nmf.run(movie=np.ones((5, 4, 4)), rank=3, save=False, quiet=True)

@@ -27,6 +27,10 @@ def test_round_trip_and_schema(tmp_path):
         assert f["roi_masks"].dtype == np.uint8 and f["nmf/loss"].shape == (7,)
         assert f.attrs["schema_version"] == 1
     assert [x.name for x in tmp_path.iterdir()] == ["r.h5"]  # no temp files left
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)  # readable by the lab, not private
 
 
 def test_zero_cells_is_valid(tmp_path):

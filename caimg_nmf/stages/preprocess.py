@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Preprocessed", "prepare_frames", "remove_baseline", "flatten", "unflatten", "output_shape"]
+__all__ = ["Preprocessed", "prepare_frames", "check_not_constant", "remove_baseline", "flatten", "unflatten", "output_shape"]
 
 _BASELINE_MAX_FRAMES = 2000
 
@@ -113,17 +113,29 @@ def prepare_frames(movie, input_cfg, pre_cfg, *, out=None, chunk_frames=256, pro
     return out
 
 
+def check_not_constant(frames, source="movie") -> None:
+    """Raise InputError if every pixel of every frame has the same value (nothing to find)."""
+    lo = hi = None
+    for t0 in range(0, frames.shape[0], 256):
+        block = frames[t0:t0 + 256]
+        b_lo, b_hi = float(block.min()), float(block.max())
+        lo = b_lo if lo is None else min(lo, b_lo)
+        hi = b_hi if hi is None else max(hi, b_hi)
+        if hi > lo:
+            return
+    raise InputError(f"{source}: the movie is constant (every pixel is {hi:g} in every frame); "
+                     "there is no activity to analyse.") from None
+
+
 def remove_baseline(frames, pre_cfg, *, source="movie") -> tuple[np.ndarray, np.ndarray]:
     """Make ``frames`` nonnegative in place (they are the pipeline's own copy); return (frames, baseline).
 
     Raises InputError if the movie is constant (nothing to factorize).
     """
     T = frames.shape[0]
+    check_not_constant(frames, source)
     sample = frames if T <= _BASELINE_MAX_FRAMES else frames[np.linspace(0, T - 1, _BASELINE_MAX_FRAMES).astype(int)]
-    lo, hi = float(np.min(sample)), float(np.max(sample))
-    if hi - lo <= 1e-12 * max(1.0, abs(hi)) and float(np.ptp(frames)) == 0.0:
-        raise InputError(f"{source}: the movie is constant (every pixel is {hi:g} in every frame); "
-                         "there is no activity to factorize.") from None
+    lo = float(np.min(sample))
     if pre_cfg.baseline == "percentile":
         baseline = np.percentile(sample, pre_cfg.baseline_percentile, axis=0).astype(np.float32)
     elif pre_cfg.baseline == "min":

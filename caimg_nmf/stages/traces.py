@@ -1,16 +1,19 @@
 """Traces: ΔF/F with a running low-percentile baseline.
 
-For each cell, F(t) = resting + trace(t), where ``resting`` is the fluorescence under the footprint
-that the trace does not carry (the subtracted pixel baseline, or the background model). The
-baseline F0(t) is the running ``baseline_percentile`` of F over ``baseline_window_s`` seconds, so
-slow drifts and bleaching are followed; ΔF/F = (F − F0) / F0.
+For each cell, the fluorescence is F(t) = trace(t) + resting(t), where ``resting`` is the light under
+the footprint that the trace does not carry (the subtracted pixel baseline of the whole-field method,
+or the background/neuropil model of the local method, projected onto the footprint). Both get a
+running ``baseline_percentile`` over ``baseline_window_s`` seconds, so slow drifts and bleaching are
+followed: ΔF/F = (trace − F0_trace) / F0_F, as CaImAn's detrended ΔF/F does — the numerator is the
+cell's own activity (neuropil fluctuations are not counted as the cell's), the denominator all the
+light the cell sits on.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["running_percentile", "compute_dff", "resting_fluorescence"]
+__all__ = ["running_percentile", "compute_dff", "resting_fluorescence", "background_under"]
 
 
 def running_percentile(traces, window, percentile) -> np.ndarray:
@@ -51,7 +54,7 @@ def compute_dff(traces, resting, frame_rate, cfg) -> np.ndarray:
     Parameters
     ----------
     traces : ndarray (K, T), activity in movie units
-    resting : ndarray (K,) or (K, T), fluorescence the trace sits on
+    resting : ndarray (K,) or (K, T), fluorescence the trace sits on (not the cell's own)
     frame_rate : float, Hz
     cfg : TracesConfig (baseline_percentile, baseline_window_s)
 
@@ -60,9 +63,25 @@ def compute_dff(traces, resting, frame_rate, cfg) -> np.ndarray:
     ndarray (K, T) float32
     """
     traces = np.asarray(traces, np.float64)
-    F = traces + (np.asarray(resting, np.float64)[:, None] if np.ndim(resting) == 1 else resting)
+    resting = np.asarray(resting, np.float64)
+    F = traces + (resting[:, None] if resting.ndim == 1 else resting)
     window = int(round(cfg.baseline_window_s * frame_rate))
+    F0_trace = running_percentile(traces, window, cfg.baseline_percentile)
     F0 = running_percentile(F, window, cfg.baseline_percentile)
-    # A floor on F0 avoids dividing by ~0 on pixels with no resting light (e.g. synthetic data).
+    # A floor on F0 avoids dividing by ~0 where there is no resting light (e.g. synthetic data).
     floor = max(1e-6, 1e-3 * float(np.abs(F).max()) if F.size else 1.0)
-    return ((F - F0) / np.maximum(F0, floor)).astype(np.float32)
+    return ((traces - F0_trace) / np.maximum(F0, floor)).astype(np.float32)
+
+
+def background_under(footprints, background_footprints, background_traces) -> np.ndarray:
+    """Background light under each footprint over time (K, T): the footprint-weighted mean of the
+    background model b·f, in the same units as a trace (fluorescence at the footprint's peak)."""
+    K = footprints.shape[0]
+    B = background_footprints.shape[0]
+    if K == 0 or B == 0:
+        return np.zeros((K, background_traces.shape[1] if B else 0))
+    A = footprints.reshape(K, -1).astype(np.float64)
+    weights = A.sum(axis=1)
+    weights[weights == 0] = 1.0
+    overlap = A @ background_footprints.reshape(B, -1).astype(np.float64).T   # (K, B)
+    return (overlap / weights[:, None]) @ np.asarray(background_traces, np.float64)
