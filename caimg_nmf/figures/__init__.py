@@ -1,0 +1,149 @@
+"""Paper figures from a saved result (never recomputing the factorization).
+
+:func:`make_figures` writes every figure that applies as vector PDF and 300 dpi PNG; each
+figure function returns a :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot state):
+
+- :func:`footprint_montage` — each footprint (crop) with its id, paged past 100 cells
+- :func:`contours` — ROI contours over the mean / correlation image, ids, scale bar
+- :func:`traces_stacked` — ΔF/F stacked, same colours and order as the contours, scale bar
+- :func:`traces_heatmap` — cells × time image
+- :func:`reconstruction` — original vs model vs residual for a few frames (needs the movie)
+- :func:`motion_shifts`, :func:`rank_selection`, :func:`rejected`, :func:`nmf_loss`
+
+Styles: ``style="paper"`` (default; 7 pt text, 3.5 / 7 in columns), ``"talk"``, any matplotlib
+style name, a path to your own ``.mplstyle`` file, or a list of these applied in order.
+Cells are coloured with the style's colour cycle (Okabe–Ito, colour-blind safe, by default).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+from ..errors import InputError
+from ..io.atomic import atomic_path, check_writable_dir
+from ._common import OKABE_ITO, SkipFigure, builtin_styles, cell_colors, log, resolve_style, styled
+from .diagnostics import default_frames, nmf_loss, rank_selection, reconstruct_frames, reconstruction
+from .spatial import contours, footprint_montage, montage_pages, rejected
+from .temporal import motion_shifts, traces_heatmap, traces_stacked
+
+__all__ = ["make_figures", "save_figure", "footprint_montage", "contours", "traces_stacked", "traces_heatmap",
+           "reconstruction", "motion_shifts", "rank_selection", "rejected", "nmf_loss", "builtin_styles",
+           "cell_colors", "montage_pages", "default_frames", "reconstruct_frames", "OKABE_ITO", "FORMATS"]
+
+FORMATS = ("png", "pdf", "svg")
+
+
+def save_figure(fig, path_stem, formats=("png", "pdf"), dpi: int = 300) -> list[Path]:
+    """Write ``fig`` as ``<path_stem>.<fmt>`` for each format, each atomically (temporary file in
+    the same folder, then ``os.replace``). Returns the paths written."""
+    formats = _check_formats(formats)
+    stem = Path(path_stem)
+    written = []
+    for fmt in formats:
+        target = stem.parent / f"{stem.name}.{fmt}"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+        written.append(target)
+    return written
+
+
+def _check_formats(formats):
+    if isinstance(formats, str):
+        formats = (formats,)
+    formats = tuple(str(f).lower().lstrip(".") for f in formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputError(f"unknown figure format(s) {', '.join(bad) or '(none)'}; use any of: {', '.join(FORMATS)}.")
+    return formats
+
+
+def _open_input_movie(result):
+    """The movie named by ``attrs["input_path"]`` when it (all of it) exists, else None."""
+    raw = result.attrs.get("input_path")
+    if not raw:
+        return None
+    paths = raw
+    if isinstance(raw, str) and raw.strip().startswith("["):
+        try:
+            paths = json.loads(raw)
+        except ValueError:
+            paths = raw
+    if isinstance(paths, (list, tuple)):
+        if not paths or not all(Path(p).exists() for p in paths):
+            return None
+        source = [str(p) for p in paths] if len(paths) > 1 else str(paths[0])
+    else:
+        if not Path(str(paths)).exists():
+            return None
+        source = str(paths)
+    from ..io import load_movie
+
+    kwargs = {}
+    dataset = result.attrs.get("input_dataset")
+    if dataset:
+        kwargs["dataset"] = str(dataset)
+    return load_movie(source, **kwargs)
+
+
+def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="paper", dpi: int = 300,
+                 frames=None, max_cells: int = 30, per_page: int = 100) -> dict[str, list[Path]]:
+    """Write every figure that applies to ``result`` (a Result or a path to a result file) into
+    ``out_dir``; returns ``{figure name: [paths written]}``.
+
+    Figures without data (no motion shifts, no rank selection, no rejected components, no
+    movie…) are skipped with a log message. The reconstruction uses ``movie`` when given, else the
+    movie at ``attrs["input_path"]`` when that file exists."""
+    from ..io import Result
+
+    if not isinstance(result, Result):
+        result = Result.load(result)
+    formats = _check_formats(formats)
+    out_dir = Path(out_dir)
+    check_writable_dir(out_dir, "figures")
+    resolve_style(style)  # fail early on a bad style
+    written: dict[str, list[Path]] = {}
+
+    def emit(name, build):
+        try:
+            fig = build()
+        except SkipFigure as why:
+            log.info("figure %s skipped: %s", name, why)
+            return
+        written[name] = save_figure(fig, out_dir / name, formats, dpi)
+        fig.clear()
+        log.info("figure %s written: %s", name, ", ".join(p.name for p in written[name]))
+
+    with styled(style):
+        pages = montage_pages(result.n_cells, per_page)
+        for p in range(pages):
+            emit("footprints" if pages == 1 else f"footprints_p{p + 1:02d}",
+                 lambda p=p: footprint_montage(result, page=p, per_page=per_page, style=False))
+        emit("contours_mean", lambda: contours(result, "mean", style=False))
+        if result.get("correlation_image") is not None:
+            emit("contours_correlation", lambda: contours(result, "correlation", style=False))
+        emit("traces_dff", lambda: traces_stacked(result, "dff", max_cells=max_cells, style=False))
+        emit("traces_heatmap", lambda: traces_heatmap(result, style=False))
+        if result.get("spikes") is not None:
+            emit("spikes_heatmap", lambda: traces_heatmap(result, "spikes", style=False))
+        opened = None
+        if movie is None:
+            try:
+                movie = opened = _open_input_movie(result)
+            except InputError as exc:
+                log.info("figure reconstruction skipped: cannot open the input movie (%s)", exc)
+        if movie is None:
+            log.info("figure reconstruction skipped: no movie given and attrs['input_path'] is missing or absent")
+        else:
+            try:
+                emit("reconstruction", lambda: reconstruction(result, movie, frames, style=False))
+            except InputError as exc:
+                log.warning("figure reconstruction skipped: %s", exc)
+            finally:
+                if opened is not None and hasattr(opened, "close"):
+                    opened.close()
+        emit("motion_shifts", lambda: motion_shifts(result, style=False))
+        emit("rank_selection", lambda: rank_selection(result, style=False))
+        emit("rejected", lambda: rejected(result, style=False))
+        emit("nmf_loss", lambda: nmf_loss(result, style=False))
+    return written
