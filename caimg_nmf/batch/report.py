@@ -109,7 +109,7 @@ td.num{text-align:right;white-space:nowrap} .status{font-weight:600;padding:.1em
 .ok{background:#d8f3dc;color:#1b5e20}.skipped{background:#e3ecfa;color:#0d47a1}
 .failed{background:#fde0dc;color:#b71c1c}.interrupted{background:#fff3cd;color:#7a5900}
 .reason{max-width:28em;word-break:break-word} .warn{color:#8a5a00;font-size:.9em;max-width:24em}
-.thumbs a{display:inline-block;margin:0 .3em .3em 0} .thumbs img{height:110px;width:auto;
+.thumbs a{display:inline-block;margin:0 .3em .3em 0} .thumbs img{max-height:110px;max-width:240px;
 border:1px solid #ccc;background:#fff} .links a{margin-right:.6em;white-space:nowrap}
 """
 
