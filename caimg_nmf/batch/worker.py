@@ -40,6 +40,7 @@ def init_worker_process(blas_threads: int = 0) -> None:
     """Initializer of batch worker processes: SIGTERM interrupts the running job cleanly (its
     temporary files are removed), and math libraries use ``blas_threads`` threads."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigterm)  # Ctrl-C reaches the workers too: same clean stop
     if blas_threads > 0:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(blas_threads)
@@ -125,6 +126,10 @@ def run_job(job, force: bool = False) -> dict:
     _IN_JOB[0] += 1
     try:
         return _run_job(job, force)
+    except Interrupted:
+        if _ON_WORKER_PROCESS[0]:  # clean-up is done (finally blocks ran): leave at once
+            os._exit(143)
+        raise
     finally:
         _IN_JOB[0] -= 1
 
