@@ -46,7 +46,7 @@ def test_sigterm_mid_batch_then_resume_is_bitwise_identical(tmp_path):
     names = ("r1", "r2", "r3")
     make_inputs(tmp_path, names=names)
     text = HEADER.replace('executor = "serial"', 'executor = "processes"\nworkers = 1')
-    text = text.replace("[nmf]\nrank = 3\n", "[nmf]\nrank = 3\nmax_iter = 700\ntol = 0.0\n")  # ~1 s each
+    text = text.replace("[nmf]\nrank = 3\n", "[nmf]\nrank = 3\nreplicates = 4\n")  # ~1 s each
     batch = tmp_path / "batch.toml"
     batch.write_text(text)
     out = tmp_path / "out"
