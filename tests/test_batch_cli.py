@@ -46,7 +46,7 @@ def test_sigterm_mid_batch_then_resume_is_bitwise_identical(tmp_path):
     names = ("r1", "r2", "r3")
     make_inputs(tmp_path, names=names)
     text = HEADER.replace('executor = "serial"', 'executor = "processes"\nworkers = 1')
-    text = text.replace("[nmf]\nrank = 3\n", "[nmf]\nrank = 3\nreplicates = 4\n")  # ~1 s each
+    text = text.replace("[nmf]\nrank = 3\n", "[nmf]\nrank = 3\nreplicates = 2\n")  # slow enough to stop mid-batch
     batch = tmp_path / "batch.toml"
     batch.write_text(text)
     out = tmp_path / "out"
@@ -86,3 +86,38 @@ def test_sigterm_mid_batch_then_resume_is_bitwise_identical(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert a[key].tobytes() == b[key].tobytes(), (n, key)
+
+
+def test_killed_worker_fails_only_its_recording_and_rerun_finishes(tmp_path):
+    import threading
+
+    from caimg_nmf.batch import run_batch
+
+    names = ("k1", "k2")
+    make_inputs(tmp_path, names=names)
+    text = HEADER.replace('executor = "serial"', 'executor = "processes"\nworkers = 1')
+    batch = tmp_path / "batch.toml"
+    batch.write_text(text.replace("[nmf]\nrank = 3\n", "[nmf]\nrank = 3\nreplicates = 6\n"))
+    out = tmp_path / "out"
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("summary", run_batch(batch, quiet=True)))
+    thread.start()
+    lock = out / "k1" / ".lock"
+    deadline = time.monotonic() + 60
+    pid = 0
+    while not pid and time.monotonic() < deadline and thread.is_alive():
+        try:
+            pid = int(lock.read_text().split()[0])  # the worker holding k1
+        except (OSError, ValueError, IndexError):
+            time.sleep(0.01)
+    assert pid and pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    thread.join(60)
+    statuses = [r["status"] for r in box["summary"].records]
+    assert statuses == ["failed", "ok"], box["summary"].records
+    assert "worker process died" in box["summary"].records[0]["reason"]
+    assert not (out / "k1" / "run.json").exists()
+    # the rerun takes over the dead worker's lock, cleans its leftovers and finishes k1
+    again = run_batch(batch, quiet=True)
+    assert [r["status"] for r in again.records] == ["ok", "skipped"]
+    assert [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".caimg_nmf-")] == []

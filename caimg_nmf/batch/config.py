@@ -69,9 +69,11 @@ class Override:
     where: str
 
     def matches(self, rel: str) -> bool:
-        name = Path(rel).name
-        stem = Path(rel).stem
-        return any(fnmatch.fnmatchcase(s, p) for p in self.patterns for s in (rel, name, stem))
+        """Whether the input (its path relative to the batch file) matches: the pattern is tried on
+        the file's stem, its name, and every trailing part of its path ("session3/*")."""
+        parts = [q for q in Path(rel).as_posix().split("/") if q]
+        candidates = [Path(rel).stem] + ["/".join(parts[i:]) for i in range(len(parts))]
+        return any(fnmatch.fnmatchcase(s, p) for p in self.patterns for s in candidates)
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,9 @@ def expand_inputs(spec, *, warn=None) -> list[tuple[Path, str]]:
                 continue
             seen.add(p)
             try:
-                rel = p.relative_to(spec.base_dir).as_posix()
-            except ValueError:
-                rel = str(p)
+                rel = Path(os.path.relpath(p, spec.base_dir)).as_posix()
+            except ValueError:  # another drive (Windows)
+                rel = p.as_posix()
             found.append((p, rel))
     return found
 
