@@ -6,14 +6,12 @@ import sys
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from caimg_nmf.batch import LockedError, OutputLock, load_batch, plan_batch, run_batch
 from caimg_nmf.batch.plan import folder_names
 from caimg_nmf.batch.runner import BATCH_LOCK, can_start
 from caimg_nmf.cli import main
-from caimg_nmf.errors import ConfigError
 
 HEADER = """[batch]
 inputs = ["raw/*.tif"]

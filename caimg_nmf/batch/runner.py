@@ -23,13 +23,12 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, MemoryBudgetError
+from ..errors import ConfigError
 from ..memory import available_memory, format_bytes
 from ..progress import Reporter
 from .config import BatchSpec, load_batch
