@@ -168,6 +168,26 @@ def cmd_config(args) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args) -> int:
+    # Exit codes: 0 every recording ok or up to date, 1 any recording failed, 2 a bad batch file or
+    # the output is locked by another run, 130/143 interrupted (Ctrl-C / SIGTERM).
+    from .batch.runner import install_signal_handlers, run_batch
+    from .batch.worker import Interrupted
+
+    install_signal_handlers()
+    try:
+        summary = run_batch(args.batch, workers=args.workers, force=args.force, quiet=args.quiet)
+    except Interrupted:
+        print("caimg-nmf: batch interrupted (SIGTERM); finished results are kept, no partial result was left "
+              "behind. Run the same command again to finish the rest.", file=sys.stderr)
+        return 143
+    if summary.failed:
+        print(f"caimg-nmf: {len(summary.failed)} of {len(summary.records)} recording(s) failed; see "
+              f"{summary.summary_csv}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --quiet and --debug work before or after the subcommand; SUPPRESS keeps a subcommand's
     # unset flag from overwriting one given before it.
@@ -215,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, choices=("nwb", "imagej", "csv"))
     p.add_argument("--out", metavar="PATH", help="output file (default: beside the result)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("batch", help="analyse many recordings from a batch file (resumable, parallel)")
+    p.add_argument("batch", help="batch TOML file: a [batch] section plus pipeline sections")
+    p.add_argument("--workers", "-j", type=int, metavar="N", help="recordings at a time (overrides batch.workers)")
+    p.add_argument("--force", action="store_true", help="run every recording again, even when up to date")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("config", help="print every config key with its default, or a file's effective config")
     p.add_argument("config", nargs="?", help="TOML config file")

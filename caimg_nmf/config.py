@@ -98,7 +98,8 @@ class FactorizeConfig:
 @dataclass(frozen=True)
 class NMFConfig:
     section: ClassVar[str] = "nmf"
-    rank: int = _key(5, "Number of components K for factorize.method = 'whole'.", min=1)
+    rank: int = _key(5, "Number of components K; used only by factorize.method = 'whole' (the local "
+                     "method finds the number of cells from the data).", min=1)
     solver: str = _key("hals", "NMF solver.", choices=("hals", "mu", "als", "anls"))
     beta_loss: str = _key("frobenius", "Loss: 'frobenius' (Gaussian noise) or 'kullback-leibler' (Poisson "
                           "photon counts; solver 'mu' only).", choices=("frobenius", "kullback-leibler"))
