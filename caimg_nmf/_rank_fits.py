@@ -38,7 +38,8 @@ def masked_nmf(X, observed, rank, *, max_iter=300, tol=1e-4, seed=0):
     are filled with the current ``W H`` and one HALS sweep is run on the filled matrix. The
     filled objective majorises the masked one and touches it at the current point, so the
     masked error never increases (the usual EM argument); every product is a BLAS call.
-    The start is the engine's NNDSVDa fit of X with unobserved entries set to their row mean.
+    The start is 30 engine HALS iterations from a random start on X with the unobserved
+    entries set to their row mean (random rather than NNDSVD: no SVD per fit).
 
     Returns
     -------
@@ -51,7 +52,7 @@ def masked_nmf(X, observed, rank, *, max_iter=300, tol=1e-4, seed=0):
     row_mean = np.where(observed, X, 0.0).sum(axis=1, keepdims=True) / obs_count
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        start = nmf(np.where(observed, X, row_mean), rank, init="nndsvda", max_iter=20, tol=tol,
+        start = nmf(np.where(observed, X, row_mean), rank, init="random", max_iter=30, tol=tol,
                     random_state=seed)
     W, H = np.array(start.W, np.float64), np.array(start.H, np.float64)
     norm_obs = float(np.sum(np.where(observed, X, 0.0) ** 2)) or 1.0
@@ -90,14 +91,14 @@ def cv_error(X, rank, holdout, seed, *, max_iter=300, tol=1e-4):
     return np.sqrt(resid / scale)
 
 
-def full_fit(X, rank, seed, *, first, solver, max_iter, tol):
-    """One engine fit of the whole matrix: NNDSVDa for the first replicate, random otherwise.
-    Returns (unit-norm W columns, rel_error)."""
+def full_fit(X, rank, seed, *, solver, max_iter, tol):
+    """One engine fit of the whole matrix from a random start (independent starts are what
+    stability compares). Returns (unit-norm W columns, rel_error)."""
     from .nmf import nmf
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = nmf(X, rank, solver=solver, init="nndsvda" if first else "random",
+        res = nmf(X, rank, solver=solver, init="random",
                   max_iter=max_iter, tol=tol, random_state=seed)
     W = np.asarray(res.W, np.float64)
     norms = np.linalg.norm(W, axis=0)

@@ -200,8 +200,8 @@ def select_rank(X, ranks, *, methods=METHODS, replicates=5, random_state=0, n_jo
         Candidates: ``8`` (1..8), ``"2:30"``, ``"2:30:2"``, ``"2,4,8"`` or a list.
     methods : subset of ("vaf", "cv", "stability")
     replicates : int
-        Held-out masks per rank for "cv", and independent full fits per rank for "vaf" and
-        "stability" (the first starts from NNDSVDa, the others at random; VAF uses the best).
+        Held-out masks per rank for "cv", and independent full fits (random starts) per rank
+        for "vaf" and "stability" (VAF uses the best of them).
     random_state : int
     n_jobs : int
         Threads running fits in parallel (-1: one per core).
@@ -260,8 +260,7 @@ def select_rank(X, ranks, *, methods=METHODS, replicates=5, random_state=0, n_jo
         if what == "cv":
             out = fits.cv_error(X, k, holdout, cv_seeds[r], max_iter=max_iter, tol=tol)
         else:
-            out = fits.full_fit(X, k, fit_seeds[r], first=r == 0, solver=solver,
-                                max_iter=max_iter, tol=tol)
+            out = fits.full_fit(X, k, fit_seeds[r], solver=solver, max_iter=max_iter, tol=tol)
         tick(1)
         return task, out
 
