@@ -59,11 +59,13 @@ def masked_nmf(X, observed, rank, *, max_iter=300, tol=1e-4, seed=0):
     previous = np.inf
     for _ in range(max_iter):
         WH = W @ H
-        loss = float(np.sum(np.where(observed, X - WH, 0.0) ** 2)) / norm_obs
-        if previous - loss <= tol * max(previous, _EPS) and np.isfinite(previous):
+        Z = np.where(observed, X, WH)             # observed entries, the rest filled by the model
+        Z -= WH
+        loss = float(np.vdot(Z, Z)) / norm_obs    # ||observed * (X - WH)||^2 / ||observed * X||^2
+        if np.isfinite(previous) and previous - loss <= tol * max(previous, _EPS):
             break
         previous = loss
-        Z = np.where(observed, X, WH)
+        Z += WH
         _hals_rows(H, W.T @ W, W.T @ Z)          # H update
         Z = np.where(observed, X, W @ H)
         _hals_rows(W.T, H @ H.T, H @ Z.T)        # W update (on the transposed view)
