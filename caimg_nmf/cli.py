@@ -59,7 +59,7 @@ def _rank_arg(text):
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid rank {text!r}: give an integer or 'auto'") from None
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (give an integer or 'auto')") from None
 
 
 def cmd_run(args) -> int:
