@@ -18,8 +18,9 @@ reports three curves:
   parts (stability near 1); above it the extra components split parts arbitrarily and
   stability drops.
 
-The recommendation uses cross-validation when it was computed, else stability, else the
-elbow; :attr:`RankSelection.reason` says which evidence decided and why.
+The recommendation uses cross-validation when it was computed (stepping down to the largest
+stable rank when the cross-validated choice is not reproducible across starts), else stability,
+else the elbow; :attr:`RankSelection.reason` says which evidence decided and why.
 """
 from __future__ import annotations
 
@@ -317,6 +318,16 @@ def _recommend(ranks, methods, vaf, cv, cv_sd, stab, elbow, replicates):
                f"({cv[i_min]:.4g} at rank {int(ranks[i_min])})")
         if i_min == len(ranks) - 1 and len(ranks) > 1:
             why += "; the held-out error was still falling at the largest rank tried, so try larger ranks"
+        if "stability" in methods:
+            s_k = stab[ranks == k][0]
+            ok = np.flatnonzero((ranks <= k) & (stab >= STABILITY_THRESHOLD))
+            if s_k < STABILITY_THRESHOLD and ok.size:
+                k_cv, k = k, int(ranks[ok[-1]])
+                why = (f"cross-validation and stability: held-out error points to rank {k_cv} (smallest "
+                       f"rank within one standard error of the minimum, {cv[i_min]:.4g} at rank "
+                       f"{int(ranks[i_min])}), but replicate fits do not agree on its components "
+                       f"(stability {s_k:.3f} < {STABILITY_THRESHOLD}), so the largest stable rank "
+                       f"below it, {k}, is chosen (held-out error {cv[ranks == k][0]:.4g})")
     elif "stability" in methods:
         below = np.flatnonzero(stab < STABILITY_THRESHOLD)
         if below.size == 0:

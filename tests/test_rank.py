@@ -149,3 +149,18 @@ def test_pipeline_rank_auto_finds_3_separated_cells():
     assert "cross-validation" in res.attrs["rank_selection_reason"]
     cos, corr = match_report(res.footprints, res.traces, truth)
     assert cos.min() > 0.9 and corr.min() > 0.9
+
+
+def test_unstable_cv_choice_steps_down_to_the_largest_stable_rank():
+    # The pattern measured on the shipped five-cell movie (caimg-nmf rank, ranks 1..8): held-out
+    # error still creeps down at 6-7, but replicate fits disagree on the 6th component.
+    from caimg_nmf.rank import _recommend
+
+    ranks = np.arange(1, 9)
+    cv = np.array([0.725, 0.583, 0.452, 0.336, 0.224, 0.217, 0.2167, 0.233])
+    sd = np.full(8, 0.008)
+    stab = np.array([1, 1, 1, 1, 1, 0.893, 0.954, 0.837])
+    k, reason = _recommend(ranks, ("vaf", "cv", "stability"), np.linspace(0.4, 0.95, 8), cv, sd, stab, 4, 3)
+    assert k == 5 and "points to rank 6" in reason and "largest stable rank" in reason
+    k, _ = _recommend(ranks, ("vaf", "cv"), np.linspace(0.4, 0.95, 8), cv, sd, stab, 4, 3)
+    assert k == 6
