@@ -43,13 +43,23 @@ def _overrides_from_args(args) -> dict:
 def _add_run_options(p):
     p.add_argument("--input", "-i", metavar="PATH", help="movie file, folder or glob of TIFFs (overrides input.path)")
     p.add_argument("--output", "-o", metavar="RESULT.h5", help="result file (overrides output.path)")
-    p.add_argument("--rank", "-k", type=int, metavar="K", help="number of components (overrides nmf.rank)")
+    p.add_argument("--rank", "-k", type=_rank_arg, metavar="K", help="number of components, or 'auto' to "
+                   "choose it by cross-validation (overrides nmf.rank)")
     p.add_argument("--cell-diameter", type=float, metavar="PX", help="typical cell diameter in pixels")
     p.add_argument("--frame-rate", type=float, metavar="HZ", help="frames per second of the recording")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set nmf.solver=mu (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result")
     p.add_argument("--no-figures", action="store_true", help="skip figures")
+
+
+def _rank_arg(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (give an integer or 'auto')") from None
 
 
 def cmd_run(args) -> int:
@@ -100,6 +110,66 @@ def _compare_to_truth(result, truth) -> str:
     good = sum(1 for c, r in zip(cos, corr) if c >= 0.9 and r >= 0.9)
     return (f"{good}/{len(truth.footprints)} planted cells recovered (footprint cosine >= 0.9 and trace "
             f"correlation >= 0.9; worst cosine {min(cos, default=0):.3f}, worst correlation {min(corr, default=0):.3f})")
+
+
+# --- caimg-nmf rank -------------------------------------------------------------------------------
+_MATRIX_SUFFIXES = (".csv", ".txt", ".npy")
+
+
+def cmd_rank(args) -> int:
+    from . import _rank_io
+    from .config import load_config, parse_override
+    from .progress import Reporter
+    from .rank import count_fits, parse_ranks, select_rank
+
+    data = Path(args.data)
+    suffix = data.suffix.lower()
+    overrides = dict(parse_override(t) for t in (args.set or []))
+    is_matrix = suffix in _MATRIX_SUFFIXES
+    if is_matrix and suffix == ".npy" and data.is_file():
+        import numpy as np
+        is_matrix = np.load(data, mmap_mode="r").ndim == 2
+    if is_matrix:
+        if overrides:
+            raise CaimgError("--set applies to a config file or movie, not to a plain matrix.")
+        X, what = _rank_io.read_matrix(data), f"matrix {data.name}"
+        rc, seed, solver, max_iter, n_jobs = None, 0, "hals", 300, 1
+        default_ranks = f"1:{min(10, min(X.shape))}"
+    else:
+        if suffix != ".toml":  # a movie file: the default config with input.path
+            overrides["input.path"] = str(data.resolve())
+        cfg = load_config(data if suffix == ".toml" else None, overrides)
+        if not cfg.input.path:
+            raise CaimgError(f"{data}: the config has no input.path; set the movie to analyse.")
+        X, shape = _rank_io.movie_matrix(cfg, quiet=args.quiet)
+        rc, seed, solver = cfg.rank, cfg.nmf.seed, cfg.nmf.solver
+        max_iter, n_jobs = cfg.nmf.max_iter, cfg.nmf.n_jobs
+        what = f"movie {Path(cfg.input.path).name} after preprocessing ({shape[0]} frames of {shape[1]} x {shape[2]})"
+        default_ranks = f"{rc.min_rank}:{min(rc.max_rank, min(X.shape))}:{rc.step}"
+    ranks = parse_ranks(args.ranks or default_ranks, max_rank=min(X.shape))
+    methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else \
+        (rc.methods if rc else ("vaf", "cv", "stability"))
+    replicates = args.replicates or (rc.replicates if rc else 5)
+    holdout = args.holdout if args.holdout is not None else (rc.holdout if rc else 0.1)
+    out_dir = Path(args.output or ".").resolve()
+    if not args.overwrite:
+        there = [out_dir / n for n in _rank_io.OUTPUT_NAMES if (out_dir / n).exists()]
+        if there:
+            raise CaimgError(f"{there[0]} already exists. Pass --overwrite to replace it, or choose "
+                             "another --output folder.")
+    report = Reporter(quiet=args.quiet)
+    total = count_fits(len(ranks), methods, replicates)
+    report.info(f"rank selection on {what}: ranks {ranks[0]}..{ranks[-1]}, {total} fits")
+    with report.task("rank selection", total=total, unit="fits") as advance:
+        sel = select_rank(X, ranks, methods=methods, replicates=replicates, holdout=holdout,
+                          random_state=args.seed if args.seed is not None else seed, solver=solver,
+                          max_iter=max_iter, n_jobs=args.n_jobs or n_jobs, progress=advance)
+    paths = _rank_io.save_selection(sel, out_dir, overwrite=True, source=str(data))
+    print(sel.table())
+    print(sel.reason)
+    print(f"recommended rank: {sel.recommended}")
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    return EXIT_OK
 
 
 def cmd_info(args) -> int:
@@ -215,6 +285,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run on the shipped sample movie")
     p.add_argument("--output", "-o", metavar="DIR", help="result folder (default ./caimg_nmf_demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rank", help="choose the number of components K (VAF, cross-validation, stability)")
+    p.add_argument("data", help="TOML config (its movie is loaded and preprocessed as 'run' does), a movie "
+                   "file, or a plain matrix: header-less numeric .csv or 2-D .npy")
+    p.add_argument("--ranks", "-r", metavar="A:B", help="ranks to try: a:b (inclusive), a:b:step or a comma "
+                   "list (default: the config's [rank] section; 1:10 for a matrix)")
+    p.add_argument("--output", "-o", metavar="DIR", help="folder for rank_selection.h5/.png/.pdf (default: "
+                   "current folder)")
+    p.add_argument("--replicates", type=int, metavar="N", help="held-out masks and fits per rank (default 5)")
+    p.add_argument("--holdout", type=float, metavar="F", help="fraction of entries held out (default 0.1)")
+    p.add_argument("--methods", metavar="LIST", help="comma list of vaf,cv,stability (default all)")
+    p.add_argument("--seed", type=int, help="random seed (default nmf.seed, or 0)")
+    p.add_argument("--n-jobs", type=int, metavar="N", help="parallel fits")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--overwrite", action="store_true", help="replace existing rank_selection files")
+    p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("info", help="describe a result file")
     p.add_argument("result", help="result HDF5 file")

@@ -29,10 +29,13 @@ from .errors import ConfigError
 __all__ = ["Config", "load_config", "SECTIONS", "parse_override", "describe_defaults"]
 
 
-def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False, length=None):
-    """Declare a config key: its default, its documentation and its allowed values."""
+def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False, length=None,
+         words=None):
+    """Declare a config key: its default, its documentation and its allowed values.
+
+    ``words``: strings accepted in place of a number (e.g. ``("auto",)`` for nmf.rank)."""
     meta = {"doc": doc, "choices": choices, "min": min, "max": max,
-            "min_exclusive": min_exclusive, "length": length}
+            "min_exclusive": min_exclusive, "length": length, "words": words}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")  # guards our own code
     return field(default=default, metadata=meta)
@@ -98,8 +101,10 @@ class FactorizeConfig:
 @dataclass(frozen=True)
 class NMFConfig:
     section: ClassVar[str] = "nmf"
-    rank: int = _key(5, "Number of components K; used only by factorize.method = 'whole' (the local "
-                     "method finds the number of cells from the data).", min=1)
+    rank: Union[int, str] = _key(5, "Number of components K for factorize.method = 'whole' (the local method "
+                                 "finds the number of cells from the data), or \"auto\" to choose it by "
+                                 "cross-validation over the ranks of the [rank] section (caimg-nmf rank "
+                                 "shows the evidence).", min=1, words=("auto",))
     solver: str = _key("hals", "NMF solver.", choices=("hals", "mu", "als", "anls"))
     beta_loss: str = _key("frobenius", "Loss: 'frobenius' (Gaussian noise) or 'kullback-leibler' (Poisson "
                           "photon counts; solver 'mu' only).", choices=("frobenius", "kullback-leibler"))
@@ -115,6 +120,22 @@ class NMFConfig:
                         choices=("numpy", "torch"))
     memory_budget_gb: float = _key(2.0, "Memory the NMF may use; larger movies are streamed from disk.",
                                    min=0.0, min_exclusive=True)
+
+
+# --- rank selection (nmf.rank = "auto" and caimg-nmf rank) -------------------------------------
+@dataclass(frozen=True)
+class RankConfig:
+    section: ClassVar[str] = "rank"
+    min_rank: int = _key(1, "Smallest rank tried when nmf.rank = \"auto\".", min=1)
+    max_rank: int = _key(20, "Largest rank tried (capped at min(pixels, frames)).", min=1)
+    step: int = _key(1, "Step between the ranks tried.", min=1)
+    replicates: int = _key(5, "Held-out masks (cross-validation) and independent fits (stability) per rank.",
+                           min=2)
+    holdout: float = _key(0.1, "Fraction of the movie's entries hidden in each cross-validation mask.",
+                          min=0.0, max=0.5, min_exclusive=True)
+    methods: tuple = _key(("vaf", "cv", "stability"), "Evidence computed; the recommendation uses 'cv' "
+                          "when present, else 'stability', else the 'vaf' elbow.",
+                          choices=("vaf", "cv", "stability"), length=(1, 2, 3))
 
 
 @dataclass(frozen=True)
@@ -236,8 +257,9 @@ class SpikesConfig:
                                       "deconvolution.", min=0.0, max=100.0)
 
 
-SECTIONS: tuple = (InputConfig, PreprocessConfig, MotionConfig, FactorizeConfig, NMFConfig, DetectConfig,
-                   CurateConfig, RoisConfig, TracesConfig, SpikesConfig, OutputConfig, FiguresConfig)
+SECTIONS: tuple = (InputConfig, PreprocessConfig, MotionConfig, FactorizeConfig, NMFConfig, RankConfig,
+                   DetectConfig, CurateConfig, RoisConfig, TracesConfig, SpikesConfig, OutputConfig,
+                   FiguresConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,6 +438,13 @@ def _check_value(where: str, value, tp, meta, source):
     def fail(why):
         raise ConfigError(f"{source}: {where} = {value!r}: {why}") from None
 
+    words = meta.get("words")
+    if words:  # a number, or one of a few words (nmf.rank = "auto")
+        if isinstance(value, str):
+            if value not in words:
+                fail(f"expected an integer or {' or '.join(repr(w) for w in words)}")
+            return value
+        tp = next(a for a in typing.get_args(tp) if a is not str)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType) and value is None and type(None) in typing.get_args(tp):
         return None  # optional key left unset (possible from Python; TOML has no null)
@@ -473,6 +502,10 @@ def _check_cross(cfg: Config, source: str) -> None:
 
     if cfg.nmf.beta_loss == "kullback-leibler" and cfg.nmf.solver != "mu":
         fail("nmf.beta_loss = 'kullback-leibler' needs nmf.solver = 'mu' (the only solver for KL).")
+    if cfg.rank.min_rank > cfg.rank.max_rank:
+        fail(f"rank.min_rank = {cfg.rank.min_rank} is larger than rank.max_rank = {cfg.rank.max_rank}.")
+    if len(set(cfg.rank.methods)) != len(cfg.rank.methods):
+        fail(f"rank.methods = {list(cfg.rank.methods)}: each method at most once.")
     crop = cfg.preprocess.crop
     if crop:
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in crop):

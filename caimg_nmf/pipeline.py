@@ -68,8 +68,7 @@ def _stage_load(state: RunState) -> None:
 def _stage_prepare(state: RunState) -> None:
     cfg = state.cfg
     shape = pre.output_shape(state.movie.shape, cfg.input, cfg.preprocess)
-    rank = cfg.nmf.rank if cfg.factorize.method == "whole" else 0
-    need = estimate_run_memory(shape, rank)
+    need = estimate_run_memory(shape, _planned_rank(cfg) if cfg.factorize.method == "whole" else 0)
     free = available_memory()
     out = None
     if need > 0.8 * free:
@@ -124,6 +123,37 @@ def _mean_frame(frames) -> np.ndarray:
     return (total / frames.shape[0]).astype(np.float32)
 
 
+def _planned_rank(cfg: Config) -> int:
+    """nmf.rank, or for nmf.rank = "auto" the largest rank that selection may try."""
+    return cfg.rank.max_rank if cfg.nmf.rank == "auto" else cfg.nmf.rank
+
+
+# --- nmf.rank = "auto": choose K by caimg_nmf.rank.select_rank -----------------------------------
+def _select_rank(state: RunState) -> int:
+    """Run rank selection on the prepared frames; record its curves; return the chosen K."""
+    from .rank import count_fits, select_rank
+    from .stages.preprocess import flatten
+
+    cfg, rc = state.cfg, state.cfg.rank
+    T, H, W = state.frames.shape
+    top = min(rc.max_rank, H * W, T)
+    if rc.min_rank > top:
+        raise ConfigError(f"rank.min_rank = {rc.min_rank} is larger than min(pixels, frames) = "
+                          f"min({H * W}, {T}) of this movie; lower rank.min_rank.") from None
+    ranks = list(range(rc.min_rank, top + 1, rc.step))
+    total = count_fits(len(ranks), rc.methods, rc.replicates)
+    with state.report.task(f"rank selection (ranks {ranks[0]}..{ranks[-1]}, {total} fits)",
+                           total=total, unit="fits") as advance:
+        sel = select_rank(np.asarray(flatten(state.frames)), ranks, methods=rc.methods,
+                          replicates=rc.replicates, holdout=rc.holdout, solver=cfg.nmf.solver,
+                          max_iter=cfg.nmf.max_iter, tol=cfg.nmf.tol, random_state=cfg.nmf.seed,
+                          n_jobs=cfg.nmf.n_jobs, progress=advance)
+    state.report.info(sel.reason)
+    state.extras.update(sel.extras())
+    state.attrs.update(rank_selection_reason=sel.reason, nmf_rank=int(sel.recommended))
+    return int(sel.recommended)
+
+
 def _stage_factorize(state: RunState) -> None:
     if state.cfg.factorize.method == "local":
         _factorize_local(state)
@@ -170,12 +200,16 @@ def _factorize_whole(state: RunState) -> None:
     cfg = state.cfg
     T, H, W = state.frames.shape
     K = cfg.nmf.rank
+    nmf_cfg = cfg.nmf
+    if K == "auto":
+        K = _select_rank(state)
+        nmf_cfg = dataclasses.replace(cfg.nmf, rank=K)
     if K > min(H * W, T):
         raise ConfigError(f"nmf.rank = {K} is larger than min(pixels, frames) = min({H * W}, {T}) of this "
                           "movie; choose a smaller rank (--rank).") from None
     with state.report.task(f"NMF ({cfg.nmf.solver}, rank {K}, {cfg.nmf.replicates} replicate(s))",
                            total=cfg.nmf.max_iter * cfg.nmf.replicates, unit="it") as advance:
-        fit = factorize_whole(state.frames, cfg.nmf, progress=advance)
+        fit = factorize_whole(state.frames, nmf_cfg, progress=advance)
     if not fit.converged:
         state.report.warn(f"NMF stopped at nmf.max_iter = {cfg.nmf.max_iter} before reaching tol = "
                           f"{cfg.nmf.tol}; raise nmf.max_iter for a tighter fit")

@@ -1,0 +1,115 @@
+"""Reading inputs and writing outputs of ``caimg-nmf rank`` (private; see :mod:`caimg_nmf.rank`)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["read_matrix", "read_matrix_csv", "movie_matrix", "save_selection", "OUTPUT_NAMES"]
+
+OUTPUT_NAMES = ("rank_selection.h5", "rank_selection.png", "rank_selection.pdf")
+
+
+def read_matrix_csv(path) -> np.ndarray:
+    """A header-less numeric CSV as a float64 matrix (rows x columns). Every cell must be a
+    finite number >= 0; the error names the row and column (1-based, as a spreadsheet shows)."""
+    path = Path(path)
+    rows = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for i, row in enumerate(csv.reader(fh), start=1):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                values = []
+                for j, cell in enumerate(row, start=1):
+                    where = f"{path.name}: row {i}, column {j}"
+                    try:
+                        v = float(cell)
+                    except ValueError:
+                        hint = " (the CSV must have no header line)" if i == 1 else ""
+                        raise InputError(f"{where}: {cell.strip()!r} is not a number{hint}.") from None
+                    if math.isnan(v) or math.isinf(v):
+                        raise InputError(f"{where}: {cell.strip()!r} is not a finite number; NMF needs "
+                                         "every entry measured (fill or drop missing values).") from None
+                    if v < 0:
+                        raise InputError(f"{where}: {v:g} is negative; NMF needs nonnegative data "
+                                         "(shift or clip it first).") from None
+                    values.append(v)
+                if rows and len(values) != len(rows[0]):
+                    raise InputError(f"{path.name}: row {i} has {len(values)} columns but row 1 has "
+                                     f"{len(rows[0])}; every row needs the same number.") from None
+                rows.append(values)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text CSV file.") from None
+    if not rows:
+        raise InputError(f"{path}: the CSV file is empty.") from None
+    return np.array(rows, dtype=np.float64)
+
+
+def read_matrix(path) -> np.ndarray:
+    """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"file not found: {path}") from None
+    if path.suffix.lower() == ".npy":
+        try:
+            X = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{path}: not a readable .npy array ({exc}).") from None
+        if X.ndim != 2:
+            raise InputError(f"{path}: a matrix must be 2-D; got shape {X.shape}. For a movie "
+                             "(T, H, W) give a config file with input.path instead.") from None
+        return X
+    return read_matrix_csv(path)
+
+
+def movie_matrix(cfg, quiet=True):
+    """Load and preprocess the configured movie as the pipeline does; return X (pixels x frames)."""
+    from .pipeline import RunState, _stage_load, _stage_preprocess
+    from .progress import Reporter
+    from .stages.preprocess import flatten
+
+    state = RunState(cfg=cfg, report=Reporter(quiet=quiet))
+    with tempfile.TemporaryDirectory(prefix=".caimg_nmf-") as scratch:
+        state.scratch = Path(scratch)
+        try:
+            _stage_load(state)
+            _stage_preprocess(state)
+            return np.array(flatten(state.frames), dtype=np.float32), state.frames.shape
+        finally:
+            if state.movie is not None:
+                state.movie.close()
+
+
+def save_selection(sel, folder, *, overwrite=False, source="", dpi=150):
+    """Write ``rank_selection.h5`` (datasets ``rank_selection/ranks``, ``.../vaf``, ...; attrs
+    ``reason``, ``settings``), ``rank_selection.png`` and ``.pdf`` into ``folder``, each atomically.
+    Returns the three paths."""
+    import h5py
+
+    from .io.atomic import atomic_path, check_writable_dir
+
+    folder = Path(folder)
+    check_writable_dir(folder)
+    paths = [folder / n for n in OUTPUT_NAMES]
+    if not overwrite:
+        there = [p for p in paths if p.exists()]
+        if there:
+            raise InputError(f"{there[0]} already exists. Pass --overwrite to replace it, or choose "
+                             "another --output folder.") from None
+    with atomic_path(paths[0]) as tmp, h5py.File(tmp, "w") as fh:
+        for name, value in sel.extras().items():
+            fh.create_dataset(name, data=value)
+        fh.attrs.update(reason=sel.reason, methods=json.dumps(list(sel.methods)),
+                        settings=json.dumps(sel.settings, default=str), source=str(source))
+    fig = sel.plot()
+    for path, fmt in zip(paths[1:], ("png", "pdf")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+    return paths
