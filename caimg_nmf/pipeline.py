@@ -357,10 +357,22 @@ def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool =
                          "replace it, or choose another --output.") from None
     if movie is not None and not isinstance(movie, Movie):
         movie = load_movie(np.asarray(movie), axes=cfg.input.axes, check_axes=cfg.input.check_axes)
+    lock = None
     if out_path is not None:
         from .io.atomic import check_writable_dir
+        from .io.lock import OutputLock
 
         check_writable_dir(out_path.parent)
+        # One writer per result: a second run to the same output is refused while this one runs.
+        lock = OutputLock(out_path.with_name(out_path.name + ".lock"), what="result", warn=report.warn).acquire()
+    try:
+        return _run_locked(cfg, report, movie, out_path, figures, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(cfg, report, movie, out_path, figures, started) -> Result:
     with tempfile.TemporaryDirectory(prefix=".caimg_nmf-", dir=out_path.parent if out_path else None) as scratch:
         state = RunState(cfg=cfg, report=report, movie=movie, scratch=Path(scratch))
         timings = {}

@@ -100,3 +100,13 @@ def test_truncated_tiff_names_the_file(tmp_path, stack):
     p.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="t.tif"):
         load_movie(p).to_array()
+
+
+def test_truncated_hdf5_names_the_file(tmp_path, stack):
+    p = tmp_path / "m.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("mov", data=stack, chunks=(1, 9, 14), compression="gzip")
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="m.h5"):
+        load_movie(p).to_array()

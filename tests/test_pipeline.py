@@ -142,3 +142,15 @@ def test_local_method_default_recovers_sample_cells(tmp_path, five_cells):
 def test_rank_with_local_method_is_refused():
     with pytest.raises(ConfigError, match="factorize.method = 'whole'"):
         caimg_nmf.run(movie=np.ones((5, 4, 4)), rank=3, save=False, quiet=True)
+
+
+def test_second_run_to_the_same_output_is_refused(tmp_path, five_cells):
+    from caimg_nmf.io.lock import OutputLock
+    movie_path, _ = five_cells
+    out = tmp_path / "r.h5"
+    with OutputLock(tmp_path / "r.h5.lock"):   # another run holds this result
+        with pytest.raises(CaimgError, match="being written by another run"):
+            caimg_nmf.run(input=movie_path, output=out, cell_diameter=8, figures=False, quiet=True)
+    assert not out.exists()
+    caimg_nmf.run(input=movie_path, output=out, cell_diameter=8, figures=False, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]   # lock released and removed

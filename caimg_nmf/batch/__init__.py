@@ -11,7 +11,7 @@ The CLI: ``caimg-nmf batch BATCH.toml [--workers N] [--quiet] [--force]``. See
 ``configs/batch_example.toml`` for the file format.
 """
 from .config import BatchSection, BatchSpec, batch_from_dict, load_batch
-from .lock import LockedError, OutputLock
+from ..io.lock import LockedError, OutputLock
 from .plan import Job, plan_batch
 from .runner import BatchSummary, run_batch
 from .worker import run_job

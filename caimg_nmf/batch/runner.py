@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..memory import available_memory, format_bytes
 from ..progress import Reporter
 from .config import BatchSpec, load_batch
-from .lock import OutputLock
+from ..io.lock import OutputLock
 from .plan import Job, plan_batch
 from .worker import Interrupted, clean_leftovers, run_job
 

@@ -136,7 +136,7 @@ def run_job(job, force: bool = False) -> dict:
 
 def _run_job(job, force):
     from ..config import Config
-    from .lock import LockedError, OutputLock
+    from ..io.lock import LockedError, OutputLock
     from .plan import LOCK_NAME, config_fingerprint, up_to_date
 
     started = time.perf_counter()
