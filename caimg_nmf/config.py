@@ -26,7 +26,7 @@ else:  # pragma: no cover - Python 3.10
 
 from .errors import ConfigError
 
-__all__ = ["Config", "load_config", "SECTIONS", "parse_override", "describe_defaults"]
+__all__ = ["Config", "load_config", "read_toml", "SECTIONS", "parse_override", "describe_defaults"]
 
 
 def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False, length=None,
@@ -350,17 +350,23 @@ def load_config(path=None, overrides: dict | None = None) -> Config:
         cfg = Config()
     else:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}. Check the path, or run without a "
-                              "config file and give --input.") from None
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a text file; a config must be UTF-8 TOML.") from None
+        data = read_toml(path, what="config file", hint="Check the path, or run without a config file "
+                         "and give --input.")
         cfg = Config.from_dict(data, source=str(path), base_dir=path.resolve().parent)
     return cfg.replace(overrides) if overrides else cfg
+
+
+def read_toml(path, *, what: str = "config file", hint: str = "") -> dict:
+    """Read a TOML file into a dict, or raise ConfigError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}.{' ' + hint if hint else ''}") from None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; a {what} must be UTF-8 TOML.") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:

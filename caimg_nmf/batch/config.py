@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .. import config as _config
-from ..config import SECTIONS, Config, _key, tomllib
+from ..config import SECTIONS, Config, _key, read_toml
 from ..errors import ConfigError
 
 __all__ = ["BatchSection", "BatchSpec", "Override", "load_batch", "batch_from_dict"]
@@ -117,14 +117,7 @@ class BatchSpec:
 def load_batch(path) -> BatchSpec:
     """Read and validate a batch TOML file (raises ConfigError naming the file and key)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"batch file not found: {path}") from None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file; a batch file must be UTF-8 TOML.") from None
+    data = read_toml(path, what="batch file")
     return batch_from_dict(data, source=str(path), base_dir=path.resolve().parent, path=path)
 
 
