@@ -273,7 +273,10 @@ def default_output_path(cfg: Config) -> Path:
     """``output.path``, or ``./<input name>_caimg/result.h5`` when it is empty."""
     if cfg.output.path:
         return cfg.resolve_path(cfg.output.path)
-    stem = Path(cfg.input.path.rstrip("/*")).stem or "movie"
+    path = Path(cfg.input.path)
+    while any(ch in path.name for ch in "*?[") and path.parent != path:
+        path = path.parent  # a glob such as session1/*.tif: name the result after its folder
+    stem = path.stem or "movie"
     return Path.cwd() / f"{stem}_caimg" / "result.h5"
 
 

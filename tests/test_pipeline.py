@@ -154,3 +154,12 @@ def test_second_run_to_the_same_output_is_refused(tmp_path, five_cells):
     assert not out.exists()
     caimg_nmf.run(input=movie_path, output=out, cell_diameter=8, figures=False, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]   # lock released and removed
+
+
+@pytest.mark.parametrize("given, expected", [("a/b/movie.tif", "movie_caimg"), ("raw/*.tif", "raw_caimg"),
+                                             ("raw/s1/", "s1_caimg"), ("/data/m1/*/*.tif", "m1_caimg")])
+def test_default_output_named_after_the_input(given, expected):
+    from caimg_nmf.config import Config
+    from caimg_nmf.pipeline import default_output_path
+    path = default_output_path(Config().replace({"input.path": given}))
+    assert path.parent.name == expected and path.name == "result.h5"
