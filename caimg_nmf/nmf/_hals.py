@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import fit as _fit
+
 __all__ = ["HALSSolver", "sweep", "inner_sweeps"]
+
+_PARALLEL_MIN = 2_000_000   # P*T below which the W update runs as one chunk
+_CHUNK_ROWS = 1024          # at least this many rows per chunk
+_MAX_CHUNKS = 8             # chunks per row block (load balance on a busy machine)
 
 
 def sweep(A, B, G, l1=0.0, mask=None):
@@ -136,36 +142,65 @@ class HALSSolver:
             pen += 0.5 * self.l2_H * float(np.trace(HHt))
         return pen
 
+    def _w_chunk(self, Xc, lo, hi, HHt, beta):
+        """W update of rows ``lo:hi`` given their X rows ``Xc``: product, sweeps,
+        extrapolation; returns this chunk's share of ``W^T X`` and ``W^T W``."""
+        B = self._xht(Xc)                                     # (K, n)
+        Wc = np.ascontiguousarray(self.Wt[:, lo:hi])        # (K, n): fits in cache
+        mask = None if self.mask is None else self.mask[:, lo:hi]
+        inner_sweeps(Wc, B, HHt, self.l1_W, mask, self.inner_W, self.inner_eps)
+        del B
+        Rc = self.Wraw[:, lo:hi]
+        if beta:
+            d = Wc - Rc
+            Rc[...] = Wc
+            d *= Wc.dtype.type(beta)
+            Wc += d
+            np.maximum(Wc, 0, out=Wc)
+        else:
+            Rc[...] = Wc
+        self.Wt[:, lo:hi] = Wc
+        return self._wtx(Wc, Xc), Wc @ Wc.T
+
+    # products with X; CompressedHALS (compressed.py) replaces them by products with Q B
+    def _begin(self):
+        self._acc = self.WtX
+
+    def _xht(self, Xc):
+        return np.ascontiguousarray((Xc @ self.Hw.T).T)
+
+    def _wtx(self, Wc, Xc):
+        return Wc @ Xc
+
+    def _end(self, acc):
+        return acc
+
+    def _chunks(self, a, b, Xb):
+        """(X rows, first row, last row) chunks of one row block of the source; their
+        number depends only on the shape (not on the workers), so the result does not."""
+        n = b - a
+        m = 1 if n * self.src.shape[1] < _PARALLEL_MIN else max(1, min(_MAX_CHUNKS, n // _CHUNK_ROWS))
+        edges = np.linspace(0, n, m + 1).astype(int)
+        return [(Xb[i:j], a + i, a + j) for i, j in zip(edges[:-1], edges[1:])]
+
     def step(self):
         beta = 0.0 if (self.plain_next or not self.extrapolate) else self.beta
         Wt, Hw, Wraw, Hraw = self.Wt, self.Hw, self.Wraw, self.Hraw
         bt = Wt.dtype.type(beta)
-        with self.threads.sweeps():
+        workers = self.threads.workers
+        with self.threads.sweeps():      # 1 BLAS thread; chunks run on the worker pool
             HHt = self._gram(Hw, self.l2_W)
-        WtX = self.WtX
-        WtX[...] = 0
-        WtW = np.zeros_like(HHt)
-        for a, b, Xb in self.src.blocks():
-            with self.threads.products():
-                B = np.ascontiguousarray((Xb @ Hw.T).T)   # (K, nb); X_b @ H^T is the fast form
-            Wb = Wt[:, a:b]
-            Rb = Wraw[:, a:b]
-            mask = None if self.mask is None else self.mask[:, a:b]
-            with self.threads.sweeps():
-                inner_sweeps(Wb, B, HHt, self.l1_W, mask, self.inner_W, self.inner_eps)
-                if beta:
-                    d = Wb - Rb
-                    Rb[...] = Wb
-                    d *= bt
-                    Wb += d
-                    np.maximum(Wb, 0, out=Wb)
-                else:
-                    Rb[...] = Wb
-            del B
-            with self.threads.products():
-                WtX += Wb @ Xb
-            with self.threads.sweeps():
-                WtW += Wb @ Wb.T
+            self._begin()
+            acc = self._acc
+            acc[...] = 0
+            WtW = np.zeros_like(HHt)
+            for a, b, Xb in self.src.blocks():      # one block in memory at a time
+                jobs = [lambda c=c: self._w_chunk(*c, HHt, beta) for c in self._chunks(a, b, Xb)]
+                for part, gram in _fit.run_ordered(jobs, workers):
+                    acc += part          # summed in chunk order: same result for any workers
+                    WtW += gram
+                del jobs, Xb
+            WtX = self._end(acc)
         with self.threads.sweeps():
             G = WtW.copy()
             if self.l2_H:

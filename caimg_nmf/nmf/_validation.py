@@ -108,6 +108,7 @@ _PARAMETER_CONSTRAINTS = {
     "memory_budget": [_NONE, _Int(1)],
     "callback": [_NONE, _Callable()],
     "verbose": [_Type((bool, numbers.Integral), "a bool or an integer")],
+    "compress": [_NONE, _Options(("auto",)), _Int(1)],
 }
 
 _HINTS = {
@@ -118,6 +119,7 @@ _HINTS = {
     "l2_H": "Penalties must be >= 0 (0 disables them).",
     "memory_budget": "Pass a number of bytes, e.g. memory_budget=2 * 1024**3.",
     "n_jobs": "Pass a positive number of worker threads, or -1 for one per core.",
+    "compress": "Pass None (off), 'auto', or the oversampling as an int, e.g. compress=20.",
 }
 
 

@@ -20,7 +20,7 @@ __all__ = ["NMF"]
 _DEFAULTS = dict(solver="hals", beta_loss="frobenius", init="nndsvda", replicates=1,
                  max_iter=500, tol=1e-4, random_state=None, l1_W=0.0, l1_H=0.0, l2_W=0.0,
                  l2_H=0.0, normalize=None, order=None, n_jobs=1, backend="numpy",
-                 memory_budget=None, callback=None, verbose=False)
+                 memory_budget=None, callback=None, verbose=False, compress=None)
 
 
 class NMF:

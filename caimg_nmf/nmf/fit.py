@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from .result import ConvergenceWarning
 
-__all__ = ["run", "FitOutcome", "ThreadPolicy", "warn_not_converged", "n_cores"]
+__all__ = ["run", "FitOutcome", "ThreadPolicy", "warn_not_converged", "n_cores", "run_ordered"]
 
 
 def n_cores() -> int:
@@ -48,6 +50,8 @@ class ThreadPolicy:
     def __init__(self, fixed=False, product_threads=None):
         self.fixed = fixed
         self.product_threads = product_threads or n_cores()
+        #: Python threads for chunked work (HALS W update); 1 when the caller parallelizes
+        self.workers = 1 if fixed else self.product_threads
 
     def products(self):
         if self.fixed:
@@ -58,6 +62,36 @@ class ThreadPolicy:
         if self.fixed:
             return contextlib.nullcontext()
         return _controller().limit(limits=1, user_api="blas")
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def run_ordered(jobs, workers):
+    """Results of the callables ``jobs``, in order, computed by up to ``workers`` threads.
+
+    Each job should run single-threaded BLAS (the caller sets the limit): on a shared
+    machine a pool pulling chunks keeps both cores busy when one is preempted, where one
+    multithreaded BLAS call waits for its slowest thread. ``workers <= 1`` or a single
+    job: run inline.
+    """
+    global _POOL
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield job()
+        return
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="caimg_nmf")
+        pool = _POOL
+    futures = [pool.submit(job) for job in jobs]
+    try:
+        for fut in futures:
+            yield fut.result()
+    finally:
+        for fut in futures:
+            fut.cancel()
 
 
 def blas_limit(n):
