@@ -27,7 +27,7 @@ def test_dask_local_cluster_same_results_and_skip_rules(tmp_path):
     for n in ("m1", "m2"):
         a, b = datasets(out / n / "result.h5"), datasets(tmp_path / "ref" / n / "result.h5")
         for k in a:
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(b[k]).max())),
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(b[k]).max())),
                                        err_msg=k)
     (tmp_path / "batch.toml").write_text((tmp_path / "batch.toml").read_text().replace('"ref"', '"out"'))
     again = run_batch(batch, quiet=True)
