@@ -227,6 +227,17 @@ class DetectConfig:
                           min=16)
     n_iter: int = _key(20, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1)
     n_trace_iter: int = _key(10, "HALS iterations for the traces at the full frame rate.", min=0)
+    reseed_passes: int = _key(1, "After the first fit, look for more seeds in the residual (movie minus the fitted "
+                              "cells and background) this many times, refitting after each: finds cells "
+                              "hidden next to brighter ones.", min=0)
+    reseed_separation: float = _key(0.4, "Seeds found in the residual must lie at least this many cell "
+                                    "diameters from every existing seed.", min=0.0)
+    max_rim: float = _key(0.25, "Components whose mask covers more than this fraction of the outer ring of their "
+                          "window (radius window_radius diameters) are spread-out background, not cells: "
+                          "dropped before the last fit.", min=0.0, max=1.0)
+    merge_corr: float = _key(0.85, "Components whose masks touch and whose detrended traces correlate at least "
+                             "this much are pieces of one cell: they are merged and refitted (1 = never).",
+                             min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

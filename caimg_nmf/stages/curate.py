@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
+from ._merge import detrend
 from .detect import Detection
 
 __all__ = ["curate", "footprint_masks", "trace_snr"]
@@ -97,9 +98,8 @@ def curate(detection: Detection, movie, cfg) -> Detection:
         inter = flat @ flat.T
         a = areas[alive].astype(np.float32)
         frac = inter / np.maximum(np.minimum(a[:, None], a[None, :]), 1)
-        tr = det.traces[alive].astype(np.float64)
-        tr = tr - tr.mean(axis=1, keepdims=True)
-        tr /= np.linalg.norm(tr, axis=1, keepdims=True) + 1e-12
+        # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
+        tr = detrend(det.traces[alive], window=max(3, det.traces.shape[1] // 20))
         for i in range(len(alive)):
             ki = alive[i]
             if reasons[ki] is not None:
