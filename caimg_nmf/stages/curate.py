@@ -24,23 +24,9 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from ._merge import detrend
 from .detect import Detection
+from .rois import masks_from_footprints
 
-__all__ = ["curate", "footprint_masks", "trace_snr"]
-
-
-def footprint_masks(footprints: np.ndarray, threshold: float = 0.3) -> np.ndarray:
-    """Boolean masks: footprint >= threshold x peak, the connected region holding the peak."""
-    masks = np.zeros(footprints.shape, bool)
-    for k, f in enumerate(footprints):
-        pk = f.max()
-        if pk <= 0:
-            continue
-        nz = np.nonzero(f)
-        y0, y1, x0, x1 = nz[0].min(), nz[0].max() + 1, nz[1].min(), nz[1].max() + 1
-        sub = f[y0:y1, x0:x1]
-        lab, _ = ndi.label(sub >= threshold * pk)
-        masks[k, y0:y1, x0:x1] = lab == lab.flat[np.argmax(sub)]
-    return masks
+__all__ = ["curate", "trace_snr"]
 
 
 def trace_snr(traces: np.ndarray) -> np.ndarray:
@@ -76,7 +62,7 @@ def curate(detection: Detection, movie, cfg) -> Detection:
                          f"{det.footprints.shape[1:]}; curate needs the movie the cells were found in.") from None
     d = float(det.cell_diameter) if det.cell_diameter else 10.0
     disc = np.pi * (d / 2) ** 2
-    masks = footprint_masks(det.footprints, cfg.threshold)
+    masks = masks_from_footprints(det.footprints, cfg.threshold).masks
     areas = masks.sum(axis=(1, 2))
     snr = trace_snr(det.traces) if K else np.zeros(0)
     reasons = [None] * K

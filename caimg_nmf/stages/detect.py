@@ -174,6 +174,26 @@ def estimate_cell_diameter(image: np.ndarray, lo: float = 4.0, hi: float = 30.0)
     return float(best_d)
 
 
+def _diameter_from_fit(X, Xb, corr, pnr, valid, d, cfg, b, n=60):
+    """Cell diameter from a quick local fit of the ``n`` best seeds found with a guess ``d``: the median
+    of 2 sqrt(area / pi) of their masks (footprint >= 0.3 x peak), over those not cut by their window.
+    The window (radius 1.5 d) leaves room for cells up to three times the guess."""
+    seeds = find_seeds(corr, pnr, d, min_corr=cfg.min_corr, min_pnr=cfg.min_pnr,
+                       separation=cfg.seed_separation, max_cells=n, valid=valid)
+    if len(seeds) < 3:
+        return d
+    ri = int(np.ceil(1.5 * d))
+    py, px = tents(X.shape[1], X.shape[2], max(cfg.background_spacing, 3.0) * d)
+    win = fit_cells(X[:b], Xb, seeds, _gauss_windows(len(seeds), ri, d), ri, py, px,
+                    tile_size=cfg.tile_size, n_iter=10, n_trace_iter=0, b=b)[0]
+    from .rois import masks_from_footprints
+    ok = rim_fraction(win, ri) <= cfg.max_rim
+    if ok.sum() < 3:
+        return d
+    areas = masks_from_footprints(win[ok], 0.3).areas
+    return float(np.clip(np.median(2 * np.sqrt(areas / np.pi)), 3.0, 60.0))
+
+
 def _gauss_windows(n, ri, d):
     """``n`` initial footprints: Gaussians of sigma d/4 in (2 ri + 1)^2 windows, zero beyond ri."""
     yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
@@ -241,7 +261,12 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     say("summary images")
     corr, pnr, valid = summary_images(Xb, d, cfg.baseline_percentile)
     if not d_given:
-        d = estimate_cell_diameter(np.where(valid, np.clip(corr, 0, None), 0))
+        for _ in range(2):   # from a guess of 10 px, then from the first estimate
+            d_new = _diameter_from_fit(X, Xb, corr, pnr, valid, d, cfg, b)
+            if abs(d_new - d) <= 0.15 * d:
+                d = d_new
+                break
+            d = d_new
         corr, pnr, valid = summary_images(Xb, d, cfg.baseline_percentile)
     timings["summary"] = time.perf_counter() - t1
 
