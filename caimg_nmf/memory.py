@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available_memory", "format_bytes", "estimate_run_memory"]
+__all__ = ["available_memory", "format_bytes", "estimate_run_memory", "estimate_local_memory"]
 
 
 def available_memory() -> int:
@@ -39,3 +39,18 @@ def estimate_run_memory(frames_shape, rank: int) -> int:
     frames = T * P * 4
     factors = 2 * (P * rank + rank * T) * 8
     return int(frames + factors + 64 * 1024**2)
+
+
+def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, summary_rate=4.0) -> int:
+    """Peak bytes of a run with factorize.method = "local": the float32 frames; the time-binned movie
+    and up to four working copies of it (summary images, residual); the dense float32 footprints
+    (candidates, kept and rejected: about 3 x K x pixels, K ~ 0.3 pixels / diameter^2 as measured on a
+    dense cortical field), their masks (1 byte each) and the background tents; ~64 MB of working space."""
+    T, H, W = frames_shape
+    P = H * W
+    d = float(cell_diameter) if cell_diameter else 8.0
+    b = max(1, int(round(frame_rate / summary_rate)))
+    binned = (T // b) * P * 4
+    K = 0.3 * P / (d * d)
+    B = (H / (3 * d) + 2) * (W / (3 * d) + 2)
+    return int(T * P * 4 + 4 * binned + (3 * K + B) * P * 4 + K * P + 64 * 1024**2)

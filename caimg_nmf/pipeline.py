@@ -19,7 +19,7 @@ from .errors import ConfigError, InputError, MemoryBudgetError
 from .io.movie import Movie, load_movie
 from .io.provenance import input_identity, provenance_attrs
 from .io.result import Result
-from .memory import available_memory, estimate_run_memory, format_bytes
+from .memory import available_memory, estimate_local_memory, estimate_run_memory, format_bytes
 from .progress import Reporter
 from .stages import preprocess as pre
 from .stages.rois import masks_from_footprints
@@ -68,7 +68,12 @@ def _stage_load(state: RunState) -> None:
 def _stage_prepare(state: RunState) -> None:
     cfg = state.cfg
     shape = pre.output_shape(state.movie.shape, cfg.input, cfg.preprocess)
-    need = estimate_run_memory(shape, _planned_rank(cfg) if cfg.factorize.method == "whole" else 0)
+    if cfg.factorize.method == "whole":
+        need = estimate_run_memory(shape, _planned_rank(cfg))
+    else:
+        diameter = cfg.input.cell_diameter and cfg.input.cell_diameter / cfg.preprocess.spatial_bin
+        need = estimate_local_memory(shape, diameter, cfg.input.frame_rate / cfg.preprocess.temporal_bin,
+                                     cfg.detect.summary_rate)
     free = available_memory()
     out = None
     if need > 0.8 * free:

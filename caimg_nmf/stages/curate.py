@@ -76,12 +76,14 @@ def curate(detection: Detection, movie, cfg) -> Detection:
         elif snr[k] < cfg.min_snr:
             reasons[k] = f"low SNR {snr[k]:.1f} < {cfg.min_snr}"
 
-    footprints = det.footprints.copy()
+    footprints = det.footprints  # rows changed by a merge are replaced in `changed`, not in place
+    changed = {}
     # duplicates among the survivors, strongest first
     alive = [k for k in np.argsort(-snr, kind="stable") if reasons[k] is None]
     if len(alive) > 1:
-        flat = masks[alive].reshape(len(alive), -1).astype(np.float32)
-        inter = flat @ flat.T
+        from scipy import sparse
+        flat = sparse.csr_matrix(masks[alive].reshape(len(alive), -1), dtype=np.float32)
+        inter = (flat @ flat.T).toarray()
         a = areas[alive].astype(np.float32)
         frac = inter / np.maximum(np.minimum(a[:, None], a[None, :]), 1)
         # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
@@ -95,11 +97,15 @@ def curate(detection: Detection, movie, cfg) -> Detection:
                 if reasons[kj] is None and frac[i, j] >= cfg.merge_overlap and tr[i] @ tr[j] >= cfg.merge_corr:
                     reasons[kj] = f"merged into {ki}"
                     wi, wj = np.ptp(det.traces[ki]), np.ptp(det.traces[kj])
-                    merged = footprints[ki] * wi + footprints[kj] * wj
-                    footprints[ki] = merged / max(merged.max(), 1e-12)
+                    merged = changed.get(ki, footprints[ki]) * wi + footprints[kj] * wj
+                    changed[ki] = merged / max(merged.max(), 1e-12)
 
     keep = [k for k in range(K) if reasons[k] is None]
     rej = [k for k in range(K) if reasons[k] is not None]
+    kept_fp = footprints[keep]
+    for i, k in enumerate(keep):
+        if k in changed:
+            kept_fp[i] = changed[k]
     # "merged into k" refers to indices of the input; say which output cell that is
     new_index = {k: i for i, k in enumerate(keep)}
     rej_reasons = []
@@ -112,7 +118,7 @@ def curate(detection: Detection, movie, cfg) -> Detection:
     info["curate"] = {"n_in": int(K), "n_kept": len(keep), "n_rejected": len(rej)}
     return dataclasses.replace(
         det,
-        footprints=footprints[keep],
+        footprints=kept_fp,
         traces=det.traces[keep],
         neuropil_traces=None if det.neuropil_traces is None else det.neuropil_traces[keep],
         seeds=det.seeds[keep] if det.seeds is not None and len(det.seeds) == K else None,
