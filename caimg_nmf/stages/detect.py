@@ -279,7 +279,8 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     t2 = time.perf_counter()
     ri = int(np.ceil(max(2.0, cfg.window_radius * d)))
     py, px = tents(H, W, cfg.background_spacing * d)
-    fit = dict(tile_size=cfg.tile_size, n_iter=cfg.n_iter, n_trace_iter=cfg.n_trace_iter, b=b)
+    # intermediate fits: half the iterations and no full-rate traces; the last fit does it all
+    fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b)
     seeds = np.asarray(seeds, int).reshape(-1, 2)
     win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, _gauss_windows(len(seeds), ri, d), ri, py, px, **fit)
     n_reseeded = n_merged = 0
@@ -318,6 +319,8 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
             f"{sum(len(g) for g in groups)} into {len(groups)}")
         seeds, init = merged_windows(win[~loose], seeds[~loose], traces_b[~loose], groups, ri, (H, W))
         win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, init, ri, py, px, **fit)
+    win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, win, ri, py, px, **{
+        **fit, "n_iter": cfg.n_iter, "n_trace_iter": cfg.n_trace_iter})
     timings["fit"] = time.perf_counter() - t2
     say("fit done")
     K = len(seeds)
