@@ -181,13 +181,15 @@ def _factorize_local(state: RunState) -> None:
         kept = curate(found, state.frames, cfg.curate)
     state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "
                       f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'})")
+    n_candidates, found_diameter = found.n_cells, found.cell_diameter
+    del found   # its dense footprints are not needed any more
     state.footprints = kept.footprints
     state.traces = kept.traces
     # The cell sits on the background model's light: it enters ΔF/F's F0 (stages/traces.py).
     state.resting = background_under(kept.footprints, kept.background_footprints, kept.background_traces)
     if state.resting.shape[1] != state.traces.shape[1]:
         state.resting = np.zeros(kept.n_cells)
-    state.attrs.update(cell_diameter_px=float(found.cell_diameter), n_candidates=int(found.n_cells))
+    state.attrs.update(cell_diameter_px=float(found_diameter), n_candidates=int(n_candidates))
     ex = state.extras
     ex["correlation_image"] = kept.correlation_image
     if kept.pnr_image is not None:

@@ -111,7 +111,8 @@ def residual(Xb, win, centres, ri, traces_b, py, px, bg_b):
     Tb, H, W = Xb.shape
     R = Xb.copy()
     F = bg_b.reshape(py.shape[0], px.shape[0], Tb)
-    R -= np.einsum("iy,ijt,jx->tyx", py, F, px, optimize=True).astype(np.float32)
+    for t0 in range(0, Tb, 32):
+        R[t0:t0 + 32] -= np.einsum("iy,ijt,jx->tyx", py, F[:, :, t0:t0 + 32], px, optimize=True)
     for k in range(win.shape[0]):
         a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
         c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)

@@ -110,8 +110,11 @@ def _noise_std(Y: np.ndarray) -> np.ndarray:
 def _local_corr(Z: np.ndarray) -> np.ndarray:
     """Mean correlation of each pixel's trace with its 8 neighbours. Z is modified (standardised)."""
     T, H, W = Z.shape
-    Z -= Z.mean(axis=0)
-    Z /= np.sqrt((Z ** 2).mean(axis=0)) + 1e-9
+    band = max(1, (1 << 22) // max(1, T * W))
+    for r0 in range(0, H, band):   # in bands of rows: no movie-sized temporaries
+        z = Z[:, r0:r0 + band]
+        z -= z.mean(axis=0)
+        z /= np.sqrt((z * z).mean(axis=0)) + 1e-9
     acc = np.zeros((H, W), np.float32)
     cnt = np.zeros((H, W), np.float32)
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
@@ -125,6 +128,19 @@ def _local_corr(Z: np.ndarray) -> np.ndarray:
     return acc / np.maximum(cnt, 1)
 
 
+def _highpass_frames(Xb, f0, diameter, chunk=64):
+    """(Xb - f0), each frame minus its wide box blur (~2.5 diameters), then smoothed over ~half a
+    diameter; computed in chunks of frames so that only one movie-sized array is allocated."""
+    Y = np.empty(Xb.shape, np.float32)
+    wide = max(3, int(round(2.5 * diameter)) | 1)
+    sm = max(1, int(round(diameter / 2)) | 1)
+    for t0 in range(0, Xb.shape[0], chunk):
+        y = Xb[t0:t0 + chunk] - f0
+        y -= _box_blur(y, wide)
+        Y[t0:t0 + chunk] = _box_blur(y, sm) if sm > 1 else y
+    return Y
+
+
 def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float = 10.0):
     """Correlation and peak-to-noise images of a time-binned raw movie.
 
@@ -132,21 +148,24 @@ def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float =
     (minus a wide box blur, about 2.5 diameters) so that neuropil and diffuse background do not make
     every pixel correlated, then smoothed over about half a diameter (cells are blobs; noise is not).
     Returns ``(corr, pnr, valid)``; ``valid`` is False where the mean image is dark padding (e.g.
-    left by motion correction) and near it.
+    left by motion correction) and near it. Works in bands of rows / chunks of frames: besides
+    ``Xb`` it allocates one array of its size.
     """
-    T = Xb.shape[0]
+    T, H, W = Xb.shape
     step = max(1, T // 150)
-    f0 = np.percentile(Xb[::step], baseline_percentile, axis=0).astype(np.float32)
-    mean_image = Xb.mean(axis=0)
-    Y = Xb - f0
-    Y -= _box_blur(Y, max(3, int(round(2.5 * diameter)) | 1))
-    sm = max(1, int(round(diameter / 2)) | 1)
-    if sm > 1:
-        Y = _box_blur(Y, sm)
-    Ys = ndi.uniform_filter1d(Y, 2, axis=0)
-    pnr = (Ys.max(axis=0) - np.median(Ys, axis=0)) / _noise_std(Ys)
-    del Ys
+    f0 = np.empty((H, W), np.float32)
+    mean_image = np.empty((H, W), np.float32)
+    band = max(1, (1 << 22) // max(1, T * W))
+    for r0 in range(0, H, band):
+        f0[r0:r0 + band] = np.percentile(Xb[::step, r0:r0 + band], baseline_percentile, axis=0)
+        mean_image[r0:r0 + band] = Xb[:, r0:r0 + band].mean(axis=0)
+    Y = _highpass_frames(Xb, f0, diameter)
+    pnr = np.empty((H, W), np.float32)
+    for r0 in range(0, H, band):
+        ys = ndi.uniform_filter1d(Y[:, r0:r0 + band], 2, axis=0)
+        pnr[r0:r0 + band] = (ys.max(axis=0) - np.median(ys, axis=0)) / _noise_std(ys)
     corr = _local_corr(Y)
+    del Y
     bright = mean_image > 0.2 * np.median(mean_image)
     valid = ndi.binary_erosion(bright, iterations=max(1, int(round(diameter / 2))), border_value=1)
     return corr.astype(np.float32), pnr.astype(np.float32), valid
@@ -325,6 +344,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     say("fit done")
     K = len(seeds)
     ny, nx = py.shape[0], px.shape[0]
+    del Xb   # before the dense (K, H, W) footprints are allocated
     footprints = windows_to_dense(win, seeds, ri, (H, W))
     bg_fp = np.einsum("iy,jx->ijyx", py, px).reshape(ny * nx, H, W).astype(np.float32)
     bg_traces = bg
