@@ -176,7 +176,7 @@ def _factorize_local(state: RunState) -> None:
         diameter = diameter / cfg.preprocess.spatial_bin
     with state.report.task("find cells (local NMF)"):
         found = find_cells(state.frames, cfg.detect, cell_diameter=diameter, frame_rate=state.frame_rate,
-                           progress=lambda msg: state.report.info(f"find cells: {msg}"))
+                           progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False)
     with state.report.task("curate"):
         kept = curate(found, state.frames, cfg.curate)
     state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "

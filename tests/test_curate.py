@@ -55,3 +55,13 @@ def test_keeps_everything_on_clean_detection(easy_movie):
     det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
     out = curate(det, movie, Config().curate)
     assert score(out.footprints, easy_movie).f1 >= 0.95
+
+
+def test_windowed_detection_curates_like_dense(easy_movie):
+    cfg = Config()
+    dense = find_cells(easy_movie.movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0)
+    win = find_cells(easy_movie.movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0, dense=False)
+    assert win.footprints.shape[0] == 0 and win.windows.shape[0] == dense.n_cells
+    a, b = curate(dense, easy_movie.movie, cfg.curate), curate(win, easy_movie.movie, cfg.curate)
+    np.testing.assert_allclose(a.footprints, b.footprints, atol=1e-6)
+    assert a.rejected_reasons == b.rejected_reasons and b.windows is None

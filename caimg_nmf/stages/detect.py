@@ -53,11 +53,13 @@ class Detection:
     rejected_reasons: list = field(default_factory=list)
     cell_diameter: float = 0.0
     seeds: Optional[np.ndarray] = None  # (K, 2) row, col of each cell's seed
+    windows: Optional[np.ndarray] = None  # (K, w, w) footprints in windows at ``seeds`` (dense=False)
+    window_radius: int = 0               # w = 2 window_radius + 1
     info: dict = field(default_factory=dict)
 
     @property
     def n_cells(self) -> int:
-        return int(self.footprints.shape[0])
+        return int(self.traces.shape[0])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,8 +247,8 @@ def find_seeds(corr, pnr, diameter, *, min_corr, min_pnr, separation, max_cells=
 # Main entry
 # ----------------------------------------------------------------------------------------------
 
-def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable[[str], None] | None = None
-               ) -> Detection:
+def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable[[str], None] | None = None,
+               dense: bool = True) -> Detection:
     """Find cells in a motion-corrected movie of RAW fluorescence.
 
     Parameters
@@ -260,6 +262,9 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
         Frames per second.
     progress : callable(str), optional
         Called with a short message at each step.
+    dense : bool
+        Return footprints as a dense (K, H, W) array; False: only in windows (``Detection.windows``,
+        centred at ``seeds``; ``footprints`` is then empty), for :func:`curate` on big fields.
     """
     say = progress or (lambda msg: None)
     timings = {}
@@ -345,7 +350,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     K = len(seeds)
     ny, nx = py.shape[0], px.shape[0]
     del Xb   # before the dense (K, H, W) footprints are allocated
-    footprints = windows_to_dense(win, seeds, ri, (H, W))
+    footprints = windows_to_dense(win, seeds, ri, (H, W)) if dense else np.zeros((0, H, W), np.float32)
     bg_fp = np.einsum("iy,jx->ijyx", py, px).reshape(ny * nx, H, W).astype(np.float32)
     bg_traces = bg
     timings["total"] = time.perf_counter() - t0
@@ -354,7 +359,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
         baseline=np.zeros((H, W), np.float32), neuropil_traces=None, correlation_image=corr,
         pnr_image=pnr, rejected_footprints=np.zeros((0, H, W), np.float32),
         rejected_traces=np.zeros((0, T), np.float32), rejected_reasons=[], cell_diameter=d,
-        seeds=np.asarray(seeds, int).reshape(-1, 2),
+        seeds=np.asarray(seeds, int).reshape(-1, 2), windows=None if dense else win, window_radius=int(ri),
         info={"n_seeds": int(K), "n_reseeded": int(n_reseeded), "n_merged": int(n_merged), "n_loose": int(n_loose),
               "window_radius_px": int(ri), "n_background": int(ny * nx), "time_bin": int(b),
               "cell_diameter_estimated": not d_given, "timings_s": timings},
