@@ -55,7 +55,7 @@ def test_reduced_realistic_through_pipeline():
     r = caimg_nmf.run(movie=truth.movie, cell_diameter=truth.cell_diameter, frame_rate=truth.frame_rate,
                       save=False, quiet=True)
     s = evaluate(r.roi_masks, truth.masks(), pred_traces=r.traces, true_traces=truth.traces)
-    assert s.f1 >= 0.9 and s.trace_corr >= 0.95, s
+    assert s.f1 >= 0.95 and s.trace_corr >= 0.94, s   # measured (seed 2): F1 1.000, r 0.958
 
 
 def test_touching_cells_are_separated():
@@ -77,3 +77,10 @@ def test_empty_movie_gives_no_cells():
 def test_bad_movies_are_reported(bad):
     with pytest.raises(InputError):
         find_cells(bad, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+
+
+def test_estimate_cell_diameter_function():
+    from caimg_nmf.stages.detect import estimate_cell_diameter
+    truth = make_movie(n_cells=15, shape=(80, 80), n_frames=300, cell_diameter=10.0, min_separation=13.0, seed=4)
+    d = estimate_cell_diameter(truth.movie, Config().detect, frame_rate=10.0)
+    assert 7.5 <= d <= 12.5, d
