@@ -245,11 +245,11 @@ class CurateConfig:
     section: ClassVar[str] = "curate"
     threshold: float = _key(0.3, "Mask rule used for the checks: footprint >= threshold x peak, the connected "
                             "region holding the peak (as rois.threshold).", min=0.0, max=1.0, min_exclusive=True)
-    min_area: float = _key(0.3, "Reject masks smaller than this fraction of a disc of one cell diameter.", min=0.0)
+    min_area: float = _key(0.5, "Reject masks smaller than this fraction of a disc of one cell diameter.", min=0.0)
     max_area: float = _key(4.0, "Reject masks larger than this many discs of one cell diameter.", min=0.0)
     min_snr: float = _key(3.0, "Reject cells whose trace peak (3-frame mean, above its median) is below this "
                           "many noise standard deviations.", min=0.0)
-    min_compactness: float = _key(0.25, "Reject masks whose area / area of the enclosing disc (about the centroid) "
+    min_compactness: float = _key(0.35, "Reject masks whose area / area of the enclosing disc (about the centroid) "
                                   "is below this (long thin shapes: dendrites, vessels).", min=0.0, max=1.0)
     merge_overlap: float = _key(0.5, "Two cells are duplicates when the smaller mask lies at least this fraction "
                                 "inside the other ...", min=0.0, max=1.0)
