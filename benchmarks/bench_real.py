@@ -20,7 +20,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caimg_nmf.config import Config  # noqa: E402
-from caimg_nmf.stages.curate import curate, footprint_masks  # noqa: E402
+from caimg_nmf.stages.curate import curate  # noqa: E402
+from caimg_nmf.stages.rois import masks_from_footprints  # noqa: E402
+
+
+def footprint_masks(f):
+    return masks_from_footprints(f).masks
 from caimg_nmf.stages.detect import find_cells  # noqa: E402
 from caimg_nmf.stages.spikes import infer_spikes  # noqa: E402
 

@@ -216,7 +216,7 @@ class DetectConfig:
                            "high-passed movie) of at least this.", min=-1.0, max=1.0)
     min_pnr: float = _key(6.0, "Seeds need a peak-to-noise ratio (peak of the smoothed, high-passed trace over "
                           "its noise) of at least this.", min=0.0)
-    seed_separation: float = _key(0.6, "Minimum distance between seeds, in cell diameters.", min=0.0)
+    seed_separation: float = _key(0.4, "Minimum distance between seeds, in cell diameters.", min=0.0)
     max_cells: int = _key(0, "At most this many seeds, best first (0 = no limit).", min=0)
     window_radius: float = _key(1.0, "A footprint may be nonzero only within this radius (in cell diameters) "
                                 "of its seed.", min=0.3)
@@ -225,8 +225,19 @@ class DetectConfig:
                                      min=0.5)
     tile_size: int = _key(96, "The fit runs on square tiles of this many pixels (plus a margin), one at a time.",
                           min=16)
-    n_iter: int = _key(20, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1)
+    n_iter: int = _key(40, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1)
     n_trace_iter: int = _key(10, "HALS iterations for the traces at the full frame rate.", min=0)
+    reseed_passes: int = _key(1, "After the first fit, look for more seeds in the residual (movie minus the fitted "
+                              "cells and background) this many times, refitting after each: finds cells "
+                              "hidden next to brighter ones.", min=0)
+    reseed_separation: float = _key(0.4, "Seeds found in the residual must lie at least this many cell "
+                                    "diameters from every existing seed.", min=0.0)
+    max_rim: float = _key(0.15, "Components whose mask covers more than this fraction of the outer ring of their "
+                          "window (radius window_radius diameters) are spread-out background, not cells: "
+                          "dropped before the last fit.", min=0.0, max=1.0)
+    merge_corr: float = _key(0.7, "Components whose masks touch and whose detrended traces correlate at least "
+                             "this much are pieces of one cell: they are merged and refitted (1 = never).",
+                             min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .errors import ConfigError, InputError, MemoryBudgetError
 from .io.movie import Movie, load_movie
 from .io.provenance import input_identity, provenance_attrs
 from .io.result import Result
-from .memory import available_memory, estimate_run_memory, format_bytes
+from .memory import available_memory, estimate_local_memory, estimate_run_memory, format_bytes
 from .progress import Reporter
 from .stages import preprocess as pre
 from .stages.rois import masks_from_footprints
@@ -68,7 +68,12 @@ def _stage_load(state: RunState) -> None:
 def _stage_prepare(state: RunState) -> None:
     cfg = state.cfg
     shape = pre.output_shape(state.movie.shape, cfg.input, cfg.preprocess)
-    need = estimate_run_memory(shape, _planned_rank(cfg) if cfg.factorize.method == "whole" else 0)
+    if cfg.factorize.method == "whole":
+        need = estimate_run_memory(shape, _planned_rank(cfg))
+    else:
+        diameter = cfg.input.cell_diameter and cfg.input.cell_diameter / cfg.preprocess.spatial_bin
+        need = estimate_local_memory(shape, diameter, cfg.input.frame_rate / cfg.preprocess.temporal_bin,
+                                     cfg.detect.summary_rate)
     free = available_memory()
     out = None
     if need > 0.8 * free:
@@ -171,18 +176,20 @@ def _factorize_local(state: RunState) -> None:
         diameter = diameter / cfg.preprocess.spatial_bin
     with state.report.task("find cells (local NMF)"):
         found = find_cells(state.frames, cfg.detect, cell_diameter=diameter, frame_rate=state.frame_rate,
-                           progress=lambda msg: state.report.info(f"find cells: {msg}"))
+                           progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False)
     with state.report.task("curate"):
         kept = curate(found, state.frames, cfg.curate)
     state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "
                       f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'})")
+    n_candidates, found_diameter = found.n_cells, found.cell_diameter
+    del found   # its dense footprints are not needed any more
     state.footprints = kept.footprints
     state.traces = kept.traces
     # The cell sits on the background model's light: it enters ΔF/F's F0 (stages/traces.py).
     state.resting = background_under(kept.footprints, kept.background_footprints, kept.background_traces)
     if state.resting.shape[1] != state.traces.shape[1]:
         state.resting = np.zeros(kept.n_cells)
-    state.attrs.update(cell_diameter_px=float(found.cell_diameter), n_candidates=int(found.n_cells))
+    state.attrs.update(cell_diameter_px=float(found_diameter), n_candidates=int(n_candidates))
     ex = state.extras
     ex["correlation_image"] = kept.correlation_image
     if kept.pnr_image is not None:

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-import _detect_helpers
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 REPO = Path(__file__).resolve().parent.parent
@@ -36,4 +35,8 @@ def match_report(footprints, traces, truth):
 
 @pytest.fixture(scope="session")
 def easy_movie():
-    return _detect_helpers.make_movie()
+    """20 separated cells on 64 x 64, 300 frames at 10 Hz, with neuropil and read noise."""
+    from caimg_nmf.synthetic import make_movie
+
+    return make_movie(n_cells=20, shape=(64, 64), n_frames=300, cell_diameter=8.0, min_separation=9.6,
+                      neuropil=0.2, noise=0.1, seed=0)

@@ -3,10 +3,11 @@ import dataclasses
 import numpy as np
 
 from caimg_nmf.config import Config
-from caimg_nmf.stages.curate import curate, footprint_masks
+from caimg_nmf.stages.curate import curate
+from caimg_nmf.stages.rois import masks_from_footprints
 from caimg_nmf.stages.detect import find_cells
 
-from _detect_helpers import score
+from test_detect import score
 
 
 def _with_extra(det, fps, trs):
@@ -15,7 +16,7 @@ def _with_extra(det, fps, trs):
 
 
 def test_rejects_planted_non_cells_and_merges_duplicate(easy_movie):
-    movie, fps, traces = easy_movie
+    movie, fps = easy_movie.movie, easy_movie.footprints
     det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
     K = det.n_cells
     rng = np.random.default_rng(5)
@@ -23,9 +24,9 @@ def test_rejects_planted_non_cells_and_merges_duplicate(easy_movie):
     tiny[0, 30, 30] = 1.0                                     # 1-pixel "cell"
     flat_fp = fps[:1] * 0 + 0
     flat_fp[0, 10:18, 40:48] = 1.0                            # cell-sized blob with a flat-noise trace
-    noise_tr = (50 + rng.normal(0, 2, (1, movie.shape[0]))).astype(np.float32)
+    noise_tr = (0.5 + rng.normal(0, 0.02, (1, movie.shape[0]))).astype(np.float32)
     dup_fp = np.roll(det.footprints[:1], 1, axis=2)           # duplicate of cell 0, 1 px shifted
-    dup_tr = 0.5 * det.traces[:1] + rng.normal(0, 0.1, (1, movie.shape[0])).astype(np.float32)
+    dup_tr = 0.5 * det.traces[:1] + rng.normal(0, 0.001, (1, movie.shape[0])).astype(np.float32)
     aug = _with_extra(det, np.concatenate([tiny, flat_fp, dup_fp]),
                       np.concatenate([det.traces[:1], noise_tr, dup_tr]))
     out = curate(aug, movie, Config().curate)
@@ -36,7 +37,7 @@ def test_rejects_planted_non_cells_and_merges_duplicate(easy_movie):
     merged = [r for r in reasons if r.startswith("merged into")]
     assert len(merged) == 1, reasons  # cell 0 and its shifted copy: one of them is merged into the other
     assert out.n_cells == K
-    assert score(out.footprints, fps)[2] >= 0.95
+    assert score(out.footprints, easy_movie).f1 >= 0.95
     assert aug.footprints.shape[0] == K + 3  # input untouched
 
 
@@ -45,12 +46,22 @@ def test_masks_follow_roi_rule():
     f[0, 5:10, 5:10] = 1.0
     f[0, 15:18, 15:18] = 0.9      # separate blob above threshold: not connected to the peak
     f[0, 10, 5:10] = 0.2          # below 0.3 x peak
-    m = footprint_masks(f, 0.3)[0]
+    m = masks_from_footprints(f, 0.3).masks[0]
     assert m.sum() == 25 and m[7, 7] and not m[16, 16] and not m[10, 7]
 
 
 def test_keeps_everything_on_clean_detection(easy_movie):
-    movie, fps, traces = easy_movie
+    movie, fps = easy_movie.movie, easy_movie.footprints
     det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
     out = curate(det, movie, Config().curate)
-    assert score(out.footprints, fps)[2] >= 0.95
+    assert score(out.footprints, easy_movie).f1 >= 0.95
+
+
+def test_windowed_detection_curates_like_dense(easy_movie):
+    cfg = Config()
+    dense = find_cells(easy_movie.movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0)
+    win = find_cells(easy_movie.movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0, dense=False)
+    assert win.footprints.shape[0] == 0 and win.windows.shape[0] == dense.n_cells
+    a, b = curate(dense, easy_movie.movie, cfg.curate), curate(win, easy_movie.movie, cfg.curate)
+    np.testing.assert_allclose(a.footprints, b.footprints, atol=1e-6)
+    assert a.rejected_reasons == b.rejected_reasons and b.windows is None

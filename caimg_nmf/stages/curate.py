@@ -22,24 +22,12 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
+from ._merge import detrend
 from .detect import Detection
+from ._local_fit import windows_to_dense
+from .rois import masks_from_footprints
 
-__all__ = ["curate", "footprint_masks", "trace_snr"]
-
-
-def footprint_masks(footprints: np.ndarray, threshold: float = 0.3) -> np.ndarray:
-    """Boolean masks: footprint >= threshold x peak, the connected region holding the peak."""
-    masks = np.zeros(footprints.shape, bool)
-    for k, f in enumerate(footprints):
-        pk = f.max()
-        if pk <= 0:
-            continue
-        nz = np.nonzero(f)
-        y0, y1, x0, x1 = nz[0].min(), nz[0].max() + 1, nz[1].min(), nz[1].max() + 1
-        sub = f[y0:y1, x0:x1]
-        lab, _ = ndi.label(sub >= threshold * pk)
-        masks[k, y0:y1, x0:x1] = lab == lab.flat[np.argmax(sub)]
-    return masks
+__all__ = ["curate", "trace_snr"]
 
 
 def trace_snr(traces: np.ndarray) -> np.ndarray:
@@ -60,22 +48,51 @@ def _compactness(mask: np.ndarray) -> float:
     return float(ys.size / (np.pi * (np.sqrt(r2) + 0.5) ** 2))
 
 
+def _window_masks_sparse(masks, centres, ri, shape):
+    """(K, H*W) sparse matrix of window masks placed at their centres (pixels outside the frame dropped)."""
+    from scipy import sparse
+    H, W = shape
+    k, y, x = np.nonzero(masks)
+    y = y + centres[k, 0] - ri
+    x = x + centres[k, 1] - ri
+    ok = (y >= 0) & (y < H) & (x >= 0) & (x < W)
+    return sparse.csr_matrix((np.ones(ok.sum(), np.float32), (k[ok], (y * W + x)[ok])),
+                             shape=(masks.shape[0], H * W))
+
+
+def _add_shifted(a, b, dy, dx):
+    """a + b where b's window is shifted by (dy, dx) from a's (the part outside a's window is lost)."""
+    w = a.shape[0]
+    out = a.copy()
+    if abs(dy) < w and abs(dx) < w:
+        out[max(dy, 0):w + min(dy, 0), max(dx, 0):w + min(dx, 0)] += \
+            b[max(-dy, 0):w + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
 def curate(detection: Detection, movie, cfg) -> Detection:
     """Return a new Detection with non-cells and duplicates moved to the rejected arrays.
 
     ``movie`` is accepted for checks against the data and for shape validation; the detection
-    and the config are not modified.
+    and the config are not modified. A detection in windows (``find_cells(..., dense=False)``) is
+    curated in its windows; the result then has dense footprints for the kept cells and float16
+    ones for the rejected (they are only shown), which keeps the memory of big fields low.
     """
+    from scipy import sparse
+
     det = detection
-    K = det.footprints.shape[0]
+    windowed = det.windows is not None
+    K = det.windows.shape[0] if windowed else det.footprints.shape[0]
+    shape = tuple(det.correlation_image.shape) if windowed else tuple(det.footprints.shape[1:])
     if det.traces.shape[0] != K:
         raise InputError(f"detection has {K} footprints but {det.traces.shape[0]} traces.") from None
-    if movie is not None and tuple(np.shape(movie)[1:]) != tuple(det.footprints.shape[1:]):
+    if movie is not None and tuple(np.shape(movie)[1:]) != shape:
         raise InputError(f"movie frames are {np.shape(movie)[1:]} but footprints are "
-                         f"{det.footprints.shape[1:]}; curate needs the movie the cells were found in.") from None
+                         f"{shape}; curate needs the movie the cells were found in.") from None
     d = float(det.cell_diameter) if det.cell_diameter else 10.0
     disc = np.pi * (d / 2) ** 2
-    masks = footprint_masks(det.footprints, cfg.threshold)
+    source = det.windows if windowed else det.footprints
+    masks = masks_from_footprints(source, cfg.threshold).masks
     areas = masks.sum(axis=(1, 2))
     snr = trace_snr(det.traces) if K else np.zeros(0)
     reasons = [None] * K
@@ -89,31 +106,47 @@ def curate(detection: Detection, movie, cfg) -> Detection:
         elif snr[k] < cfg.min_snr:
             reasons[k] = f"low SNR {snr[k]:.1f} < {cfg.min_snr}"
 
-    footprints = det.footprints.copy()
+    changed = {}   # merged footprints (windows in windowed mode); the input is not modified
     # duplicates among the survivors, strongest first
     alive = [k for k in np.argsort(-snr, kind="stable") if reasons[k] is None]
     if len(alive) > 1:
-        flat = masks[alive].reshape(len(alive), -1).astype(np.float32)
-        inter = flat @ flat.T
+        if windowed:
+            flat = _window_masks_sparse(masks[alive], det.seeds[alive], det.window_radius, shape)
+        else:
+            flat = sparse.csr_matrix(masks[alive].reshape(len(alive), -1), dtype=np.float32)
+        inter = (flat @ flat.T).toarray()
         a = areas[alive].astype(np.float32)
         frac = inter / np.maximum(np.minimum(a[:, None], a[None, :]), 1)
-        tr = det.traces[alive].astype(np.float64)
-        tr = tr - tr.mean(axis=1, keepdims=True)
-        tr /= np.linalg.norm(tr, axis=1, keepdims=True) + 1e-12
-        for i in range(len(alive)):
-            ki = alive[i]
-            if reasons[ki] is not None:
-                continue
-            for j in range(i + 1, len(alive)):
-                kj = alive[j]
-                if reasons[kj] is None and frac[i, j] >= cfg.merge_overlap and tr[i] @ tr[j] >= cfg.merge_corr:
-                    reasons[kj] = f"merged into {ki}"
-                    wi, wj = np.ptp(det.traces[ki]), np.ptp(det.traces[kj])
-                    merged = footprints[ki] * wi + footprints[kj] * wj
-                    footprints[ki] = merged / max(merged.max(), 1e-12)
+        # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
+        tr = detrend(det.traces[alive], window=max(3, det.traces.shape[1] // 20))
+        ii, jj = np.nonzero(np.triu(frac >= cfg.merge_overlap, 1))
+        for i, j in zip(ii, jj):   # row-major: i (the stronger) in order
+            ki, kj = alive[i], alive[j]
+            if reasons[ki] is None and reasons[kj] is None and tr[i] @ tr[j] >= cfg.merge_corr:
+                reasons[kj] = f"merged into {ki}"
+                wi, wj = np.ptp(det.traces[ki]), np.ptp(det.traces[kj])
+                fi = changed.get(ki, source[ki]) * wi
+                if windowed:
+                    dy, dx = (det.seeds[kj] - det.seeds[ki]).tolist()
+                    merged = _add_shifted(fi, source[kj] * wj, int(dy), int(dx))
+                else:
+                    merged = fi + source[kj] * wj
+                changed[ki] = merged / max(merged.max(), 1e-12)
 
     keep = [k for k in range(K) if reasons[k] is None]
     rej = [k for k in range(K) if reasons[k] is not None]
+    kept_src = source[keep]
+    for i, k in enumerate(keep):
+        if k in changed:
+            kept_src[i] = changed[k]
+    seeds = det.seeds if det.seeds is not None and len(det.seeds) == K else None
+    if windowed:
+        ri = det.window_radius
+        kept_fp = windows_to_dense(kept_src, seeds[keep], ri, shape)
+        rej_fp = windows_to_dense(source[rej], seeds[rej], ri, shape,
+                                  out=np.zeros((len(rej),) + shape, np.float16))
+    else:
+        kept_fp, rej_fp = kept_src, source[rej]
     # "merged into k" refers to indices of the input; say which output cell that is
     new_index = {k: i for i, k in enumerate(keep)}
     rej_reasons = []
@@ -124,13 +157,16 @@ def curate(detection: Detection, movie, cfg) -> Detection:
         rej_reasons.append(r)
     info = dict(det.info)
     info["curate"] = {"n_in": int(K), "n_kept": len(keep), "n_rejected": len(rej)}
+    prev_rej = det.rejected_footprints
     return dataclasses.replace(
         det,
-        footprints=footprints[keep],
+        footprints=kept_fp,
+        windows=None,
         traces=det.traces[keep],
         neuropil_traces=None if det.neuropil_traces is None else det.neuropil_traces[keep],
-        seeds=det.seeds[keep] if det.seeds is not None and len(det.seeds) == K else None,
-        rejected_footprints=np.concatenate([det.rejected_footprints, footprints[rej]]),
+        seeds=None if seeds is None else seeds[keep],
+        rejected_footprints=np.concatenate([prev_rej.astype(rej_fp.dtype, copy=False), rej_fp])
+        if len(prev_rej) else rej_fp,
         rejected_traces=np.concatenate([det.rejected_traces, det.traces[rej]]),
         rejected_reasons=list(det.rejected_reasons) + rej_reasons,
         info=info,

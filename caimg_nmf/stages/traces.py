@@ -80,8 +80,12 @@ def background_under(footprints, background_footprints, background_traces) -> np
     B = background_footprints.shape[0]
     if K == 0 or B == 0:
         return np.zeros((K, background_traces.shape[1] if B else 0))
-    A = footprints.reshape(K, -1).astype(np.float64)
-    weights = A.sum(axis=1)
+    Bf = background_footprints.reshape(B, -1)
+    overlap = np.empty((K, B))
+    weights = np.empty(K)
+    for k0 in range(0, K, 64):   # in float32 chunks: (K, pixels) float64 copies would take GBs
+        A = footprints[k0:k0 + 64].reshape(-1, Bf.shape[1])
+        overlap[k0:k0 + 64] = A @ Bf.T
+        weights[k0:k0 + 64] = A.sum(axis=1)
     weights[weights == 0] = 1.0
-    overlap = A @ background_footprints.reshape(B, -1).astype(np.float64).T   # (K, B)
     return (overlap / weights[:, None]) @ np.asarray(background_traces, np.float64)

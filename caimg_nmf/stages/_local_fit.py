@@ -1,0 +1,191 @@
+"""The local HALS fit of :func:`caimg_nmf.stages.detect.find_cells`, tile by tile, with each cell's
+footprint kept in a (2 ri + 1)^2 window around its centre (never a dense (K, H, W) array)."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fit_cells", "tents", "residual", "windows_to_dense"]
+
+
+def _hals_H(H, WtX, WtW, sweeps):
+    """HALS sweeps over the rows of H (exact nonnegative coordinate updates)."""
+    for _ in range(sweeps):
+        for k in range(H.shape[0]):
+            if WtW[k, k] <= 0:
+                continue
+            H[k] = np.maximum(0.0, H[k] + (WtX[k] - WtW[k] @ H) / WtW[k, k])
+    return H
+
+
+def _fit_tile(Xt_b, Xt, W, supports, n_iter, n_trace_iter, b):
+    """Local HALS on one tile.
+
+    Xt_b : (Tb, P) time-binned tile; Xt : (T, P) full-rate tile.
+    W : (P, K) initial footprints; the first ``len(supports)`` columns are cells, each nonzero only
+        on the pixel indices ``supports[k]``; the other columns are fixed background tents.
+    Returns (W, H binned, H at full rate).
+    """
+    ncell = len(supports)
+    K = W.shape[1]
+    blocks = [Xt_b[:, sup] for sup in supports]
+    tents_ = np.ascontiguousarray(W[:, ncell:])
+    tent_WtX = (Xt_b @ tents_).T
+    tent_gram = tents_.T @ tents_
+
+    def gram(W):
+        G = np.zeros((K, K), np.float32)
+        G[ncell:, ncell:] = tent_gram
+        for k, sup in enumerate(supports):
+            v = W[sup].T @ W[sup, k]
+            G[k, :] = v
+            G[:, k] = v
+        return G
+
+    def wtx(W, blocks, tent_part):
+        out = np.empty((K, tent_part.shape[1]), np.float32)
+        for k, (sup, blk) in enumerate(zip(supports, blocks)):
+            out[k] = blk @ W[sup, k]
+        out[ncell:] = tent_part
+        return out
+
+    H = np.zeros((K, Xt_b.shape[0]), np.float32)
+    WtW = gram(W)
+    H = _hals_H(H, wtx(W, blocks, tent_WtX), WtW, 3)
+    for _ in range(n_iter):
+        HHt = H @ H.T
+        for k, (sup, blk) in enumerate(zip(supports, blocks)):
+            if HHt[k, k] <= 0:
+                continue
+            col = W[sup, k] + (H[k] @ blk - W[sup] @ HHt[:, k]) / HHt[k, k]
+            W[sup, k] = np.maximum(col, 0.0)
+        peak = W[:, :ncell].max(axis=0) if ncell else np.zeros(0, np.float32)
+        peak[peak <= 0] = 1.0
+        W[:, :ncell] /= peak
+        H[:ncell] *= peak[:, None]
+        WtW = gram(W)
+        H = _hals_H(H, wtx(W, blocks, tent_WtX), WtW, 2)
+    T = Xt.shape[0]
+    Hf = np.repeat(H, b, axis=1)[:, :T]
+    if Hf.shape[1] < T:
+        Hf = np.concatenate([Hf, np.repeat(Hf[:, -1:], T - Hf.shape[1], axis=1)], axis=1)
+    Hf = np.ascontiguousarray(Hf, dtype=np.float32)
+    if n_trace_iter:
+        full_blocks = [Xt[:, sup] for sup in supports]
+        Hf = _hals_H(Hf, wtx(W, full_blocks, (Xt @ tents_).T), WtW, n_trace_iter)
+    return W, H, Hf
+
+
+def tents(H, W, spacing):
+    """Bilinear tent functions on a grid covering the frame: 1-D profiles py (ny, H), px (nx, W);
+    tent (i, j) = py[i][:, None] * px[j][None, :]."""
+    ny = max(2, int(np.ceil((H - 1) / spacing)) + 1)
+    nx = max(2, int(np.ceil((W - 1) / spacing)) + 1)
+    ys = np.linspace(0, H - 1, ny)
+    xs = np.linspace(0, W - 1, nx)
+    gy, gx = ys[1] - ys[0], xs[1] - xs[0]
+    py = np.clip(1 - np.abs(np.arange(H)[None, :] - ys[:, None]) / gy, 0, None).astype(np.float32)
+    px = np.clip(1 - np.abs(np.arange(W)[None, :] - xs[:, None]) / gx, 0, None).astype(np.float32)
+    return py, px
+
+
+def _clip_box(c, ri, n):
+    """Window [c - ri, c + ri] clipped to [0, n): (frame start, frame stop, window start)."""
+    a0, a1 = max(c - ri, 0), min(c + ri + 1, n)
+    return a0, a1, a0 - (c - ri)
+
+
+def windows_to_dense(win, centres, ri, shape, out=None):
+    """(K, H, W) float32 footprints from (K, w, w) windows centred at ``centres``."""
+    K = win.shape[0]
+    H, W = shape
+    out = np.zeros((K, H, W), np.float32) if out is None else out
+    for k in range(K):
+        a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
+        c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)
+        out[k, a0:a1, c0:c1] = win[k, wa:wa + a1 - a0, wc:wc + c1 - c0]
+    return out
+
+
+def residual(Xb, win, centres, ri, traces_b, py, px, bg_b):
+    """Xb minus the fitted cells and background (binned movie), as a new array."""
+    Tb, H, W = Xb.shape
+    R = Xb.copy()
+    F = bg_b.reshape(py.shape[0], px.shape[0], Tb)
+    for t0 in range(0, Tb, 32):
+        R[t0:t0 + 32] -= np.einsum("iy,ijt,jx->tyx", py, F[:, :, t0:t0 + 32], px, optimize=True)
+    for k in range(win.shape[0]):
+        a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
+        c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)
+        R[:, a0:a1, c0:c1] -= traces_b[k][:, None, None] * win[k, wa:wa + a1 - a0, wc:wc + c1 - c0][None]
+    return R
+
+
+def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b):
+    """Fit footprints (in windows) and traces of the cells at ``centres`` with the background tents.
+
+    init : (K, w, w) initial footprints in windows (w = 2 ri + 1), zero outside the disc of radius ri.
+    Returns (win, traces (K, T), traces_b (K, Tb), bg (B, T), bg_b (B, Tb)).
+    """
+    T, H, W = X.shape
+    Tb = Xb.shape[0]
+    K = len(centres)
+    win = np.zeros_like(init)
+    traces = np.zeros((K, T), np.float32)
+    traces_b = np.zeros((K, Tb), np.float32)
+    ny, nx = py.shape[0], px.shape[0]
+    node_y = np.array([np.argmax(p) for p in py])
+    node_x = np.array([np.argmax(p) for p in px])
+    bg = np.zeros((ny * nx, T), np.float32)
+    bg_b = np.zeros((ny * nx, Tb), np.float32)
+    ts, margin = tile_size, ri + 1
+    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
+    disc = (yy ** 2 + xx ** 2) <= ri * ri   # each footprint may be nonzero on this disc only
+    for ty in range(0, H, ts):
+        for tx in range(0, W, ts):
+            y0, y1 = max(0, ty - margin), min(H, ty + ts + margin)
+            x0, x1 = max(0, tx - margin), min(W, tx + ts + margin)
+            hh, ww = y1 - y0, x1 - x0
+            if K:
+                idx = np.flatnonzero((centres[:, 0] >= y0 - ri) & (centres[:, 0] < y1 + ri) &
+                                     (centres[:, 1] >= x0 - ri) & (centres[:, 1] < x1 + ri))
+            else:
+                idx = np.zeros(0, int)
+            iy = np.flatnonzero(py[:, y0:y1].max(axis=1) > 0)
+            ix = np.flatnonzero(px[:, x0:x1].max(axis=1) > 0)
+            nc, nb = len(idx), len(iy) * len(ix)
+            Wt = np.zeros((hh, ww, nc + nb), np.float32)
+            inside = np.zeros((hh, ww, nc), bool)
+            supports = []
+            for j, k in enumerate(idx):
+                a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
+                c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)
+                a0, a1, c0, c1 = max(a0, y0), min(a1, y1), max(c0, x0), min(c1, x1)
+                wa, wc = a0 - (centres[k, 0] - ri), c0 - (centres[k, 1] - ri)
+                Wt[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = init[k, wa:wa + a1 - a0, wc:wc + c1 - c0]
+                inside[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = disc[wa:wa + a1 - a0, wc:wc + c1 - c0]
+            Wt = Wt.reshape(hh * ww, -1)
+            inside = inside.reshape(hh * ww, -1)
+            for j in range(nc):
+                supports.append(np.flatnonzero(inside[:, j]))
+            for a, i in enumerate(iy):
+                for c, jx in enumerate(ix):
+                    Wt[:, nc + a * len(ix) + c] = np.outer(py[i, y0:y1], px[jx, x0:x1]).ravel()
+            Xt_b = Xb[:, y0:y1, x0:x1].reshape(Tb, -1)
+            Xt = X[:, y0:y1, x0:x1].reshape(T, -1)
+            Wt, Hb, Hf = _fit_tile(Xt_b, Xt, Wt, supports, n_iter, n_trace_iter, b)
+            for j, k in enumerate(idx):
+                sy, sx = int(centres[k, 0]), int(centres[k, 1])
+                if ty <= sy < ty + ts and tx <= sx < tx + ts:
+                    fp = Wt[:, j].reshape(hh, ww)
+                    wy0, wx0 = sy - ri, sx - ri
+                    a0, a1 = max(wy0, y0), min(wy0 + 2 * ri + 1, y1)
+                    c0, c1 = max(wx0, x0), min(wx0 + 2 * ri + 1, x1)
+                    win[k, a0 - wy0:a1 - wy0, c0 - wx0:c1 - wx0] = fp[a0 - y0:a1 - y0, c0 - x0:c1 - x0]
+                    traces[k] = Hf[j]
+                    traces_b[k] = Hb[j]
+            for a, i in enumerate(iy):
+                for c, jx in enumerate(ix):
+                    if ty <= node_y[i] < ty + ts and tx <= node_x[jx] < tx + ts:
+                        bg[i * nx + jx] = Hf[nc + a * len(ix) + c]
+                        bg_b[i * nx + jx] = Hb[nc + a * len(ix) + c]
+    return win, traces, traces_b, bg, bg_b
