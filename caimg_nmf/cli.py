@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._cli_evaluate import add_evaluate_parser
 from ._version import __version__
 from .errors import CaimgError
 
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, choices=("nwb", "imagej", "csv"))
     p.add_argument("--out", metavar="PATH", help="output file (default: beside the result)")
     p.set_defaults(func=cmd_export)
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("batch", help="analyse many recordings from a batch file (resumable, parallel)")
     p.add_argument("batch", help="batch TOML file: a [batch] section plus pipeline sections")
