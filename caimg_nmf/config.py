@@ -144,6 +144,10 @@ class RoisConfig:
     threshold: float = _key(0.3, "A pixel belongs to a cell's mask when its footprint value is at least "
                             "this fraction of the footprint's peak (the region holding the peak is kept).",
                             min=0.0, max=1.0, min_exclusive=True)
+    smooth: float = _key(0.7, "Gaussian sigma (pixels) applied to a footprint before thresholding, so that "
+                          "pixel noise in the footprint does not cut its mask into pieces (0 = none).", min=0.0)
+    fill_holes: bool = _key(True, "Fill holes enclosed by a mask: GCaMP somata are rings around a dark "
+                            "nucleus, which belongs to the cell.")
     min_area: int = _key(4, "Masks smaller than this many pixels are flagged.", min=0)
 
 
@@ -243,12 +247,14 @@ class DetectConfig:
 @dataclass(frozen=True)
 class CurateConfig:
     section: ClassVar[str] = "curate"
-    threshold: float = _key(0.3, "Mask rule used for the checks: footprint >= threshold x peak, the connected "
-                            "region holding the peak (as rois.threshold).", min=0.0, max=1.0, min_exclusive=True)
     min_area: float = _key(0.5, "Reject masks smaller than this fraction of a disc of one cell diameter.", min=0.0)
     max_area: float = _key(4.0, "Reject masks larger than this many discs of one cell diameter.", min=0.0)
     min_snr: float = _key(3.0, "Reject cells whose trace peak (3-frame mean, above its median) is below this "
                           "many noise standard deviations.", min=0.0)
+    min_concentration: float = _key(0.85, "Reject components with less than this fraction of their footprint's "
+                                    "energy (sum of squares) inside their mask: a cell's footprint is concentrated "
+                                    "on its soma, while noise and neuropil pieces are scattered over their window.",
+                                    min=0.0, max=1.0)
     min_compactness: float = _key(0.35, "Reject masks whose area / area of the enclosing disc (about the centroid) "
                                   "is below this (long thin shapes: dendrites, vessels).", min=0.0, max=1.0)
     merge_overlap: float = _key(0.5, "Two cells are duplicates when the smaller mask lies at least this fraction "

@@ -178,7 +178,7 @@ def _factorize_local(state: RunState) -> None:
         found = find_cells(state.frames, cfg.detect, cell_diameter=diameter, frame_rate=state.frame_rate,
                            progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False)
     with state.report.task("curate"):
-        kept = curate(found, state.frames, cfg.curate)
+        kept = curate(found, state.frames, cfg.curate, cfg.rois)
     state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "
                       f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'})")
     n_candidates, found_diameter = found.n_cells, found.cell_diameter
@@ -231,7 +231,8 @@ def _factorize_whole(state: RunState) -> None:
 
 
 def _stage_rois(state: RunState) -> None:
-    rois = masks_from_footprints(state.footprints, state.cfg.rois.threshold)
+    rois = masks_from_footprints(state.footprints, state.cfg.rois.threshold,
+                                smooth=state.cfg.rois.smooth, fill_holes=state.cfg.rois.fill_holes)
     state.masks = rois.masks
     state.extras["rois/centroids"] = rois.centroids
     state.extras["rois/areas"] = rois.areas

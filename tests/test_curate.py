@@ -65,3 +65,33 @@ def test_windowed_detection_curates_like_dense(easy_movie):
     a, b = curate(dense, easy_movie.movie, cfg.curate), curate(win, easy_movie.movie, cfg.curate)
     np.testing.assert_allclose(a.footprints, b.footprints, atol=1e-6)
     assert a.rejected_reasons == b.rejected_reasons and b.windows is None
+
+
+def test_concentration_separates_soma_from_scattered_component():
+    from caimg_nmf.config import RoisConfig
+    from caimg_nmf.stages.curate import concentration
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:19, :19]
+    soma = np.exp(-((yy - 9) ** 2 + (xx - 9) ** 2) / (2 * 2.5 ** 2)).astype(np.float32)
+    speckles = (rng.random((19, 19)) > 0.7) * rng.random((19, 19)) * 0.7
+    speckles[np.hypot(yy - 9, xx - 9) < 6] = 0
+    scattered = (soma + speckles).astype(np.float32)     # the same blob amid speckles over its window
+    fps = np.stack([soma, scattered])
+    r = RoisConfig()
+    masks = masks_from_footprints(fps, r.threshold, smooth=r.smooth, fill_holes=r.fill_holes).masks
+    c = concentration(fps, masks)
+    assert c[0] > 0.9 and c[1] < 0.7
+    assert c[0] >= Config().curate.min_concentration > c[1]
+
+
+def test_scattered_component_is_rejected_with_reason(easy_movie):
+    movie = easy_movie.movie
+    det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+    rng = np.random.default_rng(2)
+    speckle = np.zeros((1, 64, 64), np.float32)
+    speckle[0, 40:58, 5:23] = rng.random((18, 18)) ** 4      # speckles, no soma
+    speckle[0, 49, 14] = 1.0
+    aug = _with_extra(det, speckle, det.traces[1:2] * 1.5)
+    out = curate(aug, movie, Config().curate)
+    assert any(r.startswith("scattered") for r in out.rejected_reasons), out.rejected_reasons
+    assert out.n_cells == det.n_cells

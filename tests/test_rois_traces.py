@@ -48,3 +48,33 @@ def test_running_percentile_matches_exact_filter():
     exact = ndimage.percentile_filter(x, 10, size=(1, 101), mode="nearest")
     approx = running_percentile(x, 101, 10)
     assert np.abs(approx - exact).mean() < 0.5 * np.abs(np.diff(x)).mean() * 5
+
+
+def ring(shape, centre, radius, width=1.0):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return np.exp(-((np.hypot(yy - centre[0], xx - centre[1]) - radius) / width) ** 2)
+
+
+def test_fill_holes_gives_whole_soma_for_ring_footprint():
+    # GCaMP soma: bright cytoplasm ring around a dark nucleus; the planted soma is the disc of radius 4
+    fp = ring((30, 30), (15, 15), 4.0)[None]
+    plain = masks_from_footprints(fp, 0.3).masks[0]
+    filled = masks_from_footprints(fp, 0.3, fill_holes=True).masks[0]
+    assert not plain[15, 15] and filled[15, 15]
+    yy, xx = np.mgrid[:30, :30]
+    soma = np.hypot(yy - 15, xx - 15) <= 5
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()
+    assert iou(filled, soma) > 0.9 and iou(plain, soma) < 0.75
+
+
+def test_smoothing_keeps_a_noisy_footprint_whole():
+    rng = np.random.default_rng(0)
+    clean = blob((30, 30), (15, 15), 2.5)
+    noisy = np.clip(clean + rng.normal(0, 0.25, clean.shape) * clean, 0, None)   # speckled footprint
+    noisy[15, 16] = 3.0                                                           # one hot pixel
+    truth = clean >= 0.3
+    raw = masks_from_footprints(noisy[None], 0.3).masks[0]
+    smooth = masks_from_footprints(noisy[None], 0.3, smooth=0.7).masks[0]
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()
+    assert iou(raw, truth) < 0.3          # the hot pixel sets the peak: few pixels pass 0.3 x peak
+    assert iou(smooth, truth) > 0.6

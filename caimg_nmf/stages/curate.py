@@ -1,14 +1,16 @@
 """Curate detected components: reject non-cells (with a reason each) and merge duplicates.
 
-Checks, in this order, on the mask of each footprint (footprint >= ``threshold`` x peak, the
-connected region holding the peak — the pipeline's ROI rule):
+Checks, in this order, on the mask of each footprint (the pipeline's ROI rule, ``[rois]``: the
+smoothed footprint >= ``threshold`` x peak, the connected region holding the peak, holes filled):
 
 1. area: at least ``min_area`` and at most ``max_area`` discs of one cell diameter;
-2. compactness: mask area / area of the disc (about the centroid) reaching its farthest pixel,
+2. concentration: at least ``min_concentration`` of the footprint's energy (sum of squares) lies
+   inside the mask — a soma's footprint is concentrated there; noise and neuropil pieces are not;
+3. compactness: mask area / area of the disc (about the centroid) reaching its farthest pixel,
    at least ``min_compactness`` (dendrites and vessels are long and thin);
-3. SNR: peak of the 3-frame mean of the trace above its median, in noise standard deviations
+4. SNR: peak of the 3-frame mean of the trace above its median, in noise standard deviations
    (successive-difference MAD), at least ``min_snr``;
-4. duplicates: when the smaller of two masks lies ``merge_overlap`` inside the other and their
+5. duplicates: when the smaller of two masks lies ``merge_overlap`` inside the other and their
    traces correlate ``merge_corr`` or more, the one with the lower SNR is merged into the other
    (its footprint is added to the other's, scaled by its trace amplitude, and renormalised).
 
@@ -27,7 +29,7 @@ from .detect import Detection
 from ._local_fit import windows_to_dense
 from .rois import masks_from_footprints
 
-__all__ = ["curate", "trace_snr"]
+__all__ = ["curate", "trace_snr", "concentration"]
 
 
 def trace_snr(traces: np.ndarray) -> np.ndarray:
@@ -70,8 +72,19 @@ def _add_shifted(a, b, dy, dx):
     return out
 
 
-def curate(detection: Detection, movie, cfg) -> Detection:
+def concentration(footprints: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Fraction of each footprint's energy (sum of squares) inside its mask, (K,) float."""
+    sq = np.square(footprints, dtype=np.float32)
+    total = sq.reshape(len(sq), -1).sum(axis=1)
+    inside = np.where(masks, sq, 0).reshape(len(sq), -1).sum(axis=1)
+    return inside / np.maximum(total, 1e-30)
+
+
+def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
     """Return a new Detection with non-cells and duplicates moved to the rejected arrays.
+
+    ``cfg`` is a CurateConfig; ``rois`` a RoisConfig giving the mask rule (default: its defaults),
+    so that the checks see the masks the result will hold.
 
     ``movie`` is accepted for checks against the data and for shape validation; the detection
     and the config are not modified. A detection in windows (``find_cells(..., dense=False)``) is
@@ -92,8 +105,12 @@ def curate(detection: Detection, movie, cfg) -> Detection:
     d = float(det.cell_diameter) if det.cell_diameter else 10.0
     disc = np.pi * (d / 2) ** 2
     source = det.windows if windowed else det.footprints
-    masks = masks_from_footprints(source, cfg.threshold).masks
+    if rois is None:
+        from ..config import RoisConfig
+        rois = RoisConfig()
+    masks = masks_from_footprints(source, rois.threshold, smooth=rois.smooth, fill_holes=rois.fill_holes).masks
     areas = masks.sum(axis=(1, 2))
+    conc = concentration(source, masks) if K else np.zeros(0)
     snr = trace_snr(det.traces) if K else np.zeros(0)
     reasons = [None] * K
     for k in range(K):
@@ -101,6 +118,9 @@ def curate(detection: Detection, movie, cfg) -> Detection:
             reasons[k] = f"area {areas[k]} px < min_area {cfg.min_area * disc:.0f} px"
         elif areas[k] > cfg.max_area * disc:
             reasons[k] = f"area {areas[k]} px > max_area {cfg.max_area * disc:.0f} px"
+        elif conc[k] < cfg.min_concentration:
+            reasons[k] = f"scattered: {conc[k]:.2f} of the footprint inside its mask < min_concentration " \
+                         f"{cfg.min_concentration}"
         elif (c := _compactness(masks[k])) < cfg.min_compactness:
             reasons[k] = f"compactness {c:.2f} < min_compactness {cfg.min_compactness}"
         elif snr[k] < cfg.min_snr:
