@@ -14,7 +14,8 @@ Model (raw fluorescence, no baseline subtracted)::
 
 Steps: (1) average frames to about ``summary_rate`` Hz; (2) high-pass each frame (minus a wide box
 blur), compute the local correlation image and the peak-to-noise image; (3) seeds = local maxima
-of corr x PNR, at least ``seed_separation`` diameters apart, above ``min_corr`` and ``min_pnr``;
+of the correlation image, at least ``seed_separation`` diameters apart, above ``min_corr`` and
+``min_pnr``;
 (4) fit the model by HALS (alternating exact coordinate updates) tile by tile on the binned movie;
 (5) refit the traces at the full frame rate. Each tile is small and dense, so the HALS runs on
 plain BLAS products; the general solver in :mod:`caimg_nmf.nmf` would need dense (pixels x
