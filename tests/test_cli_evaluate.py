@@ -142,3 +142,17 @@ def test_bad_thresholds_are_usage_errors(result_path, flag, value, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", str(result_path), "--truth", str(TRUTH_H5), flag, value])
     assert exc.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_run_on_pure_noise_finds_no_cells_and_still_writes_figures(tmp_path):
+    """The local method can find 0 cells; the run must still succeed (result and figures)."""
+    from caimg_nmf.cli import main
+    noise = np.random.default_rng(0).normal(100, 1, (60, 32, 40)).astype(np.float32)
+    np.save(tmp_path / "noise.npy", noise)
+    out = tmp_path / "r" / "result.h5"
+    rc = main(["run", "--input", str(tmp_path / "noise.npy"), "--frame-rate", "10", "--cell-diameter", "6",
+               "--set", "detect.min_pnr=1000", "--output", str(out), "--quiet"])   # no seed can pass
+    assert rc == 0
+    from caimg_nmf.io import Result
+    assert Result.load(out).n_cells == 0
+    assert any(p.suffix == ".png" for p in (out.parent / "figures").iterdir())

@@ -32,7 +32,7 @@ def reconstruct_frames(result, frames) -> np.ndarray:
     ``background/traces``) and ``baseline`` (scalar, (H, W), (T,) or (T, H, W)) when saved."""
     frames = np.asarray(frames, int)
     H, W = result.frame_shape
-    A = result.footprints.reshape(result.n_cells, -1).astype(np.float64)
+    A = result.footprints.reshape(result.n_cells, H * W).astype(np.float64)
     out = (result.traces[:, frames].T.astype(np.float64) @ A) if result.n_cells else np.zeros((len(frames), H * W))
     out = out.reshape(len(frames), H, W)
     bf, bt = result.get("background/footprints"), result.get("background/traces")
