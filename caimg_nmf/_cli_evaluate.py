@@ -93,6 +93,10 @@ def _activity(args, result, true_masks):
         raise InputError(f"--movie {args.movie} has frames of {_shape_text(movie.shape[1:])} but the result "
                          f"{result.path} has {_shape_text(result.frame_shape)}; give the movie the result was "
                          "analysed on (after crop and binning).") from None
+    if movie.shape[0] != result.n_frames:
+        raise InputError(f"--movie {args.movie} has {movie.shape[0]} frames but the result {result.path} has "
+                         f"{result.n_frames}; give the movie the result was analysed on (after frame selection "
+                         "and temporal binning).") from None
     return active_cells(movie, true_masks, frame_rate=args.frame_rate or result.frame_rate)
 
 

@@ -223,7 +223,8 @@ class DetectConfig:
     seed_separation: float = _key(0.4, "Minimum distance between seeds, in cell diameters.", min=0.0)
     max_cells: int = _key(0, "At most this many seeds, best first (0 = no limit).", min=0)
     window_radius: float = _key(1.0, "A footprint may be nonzero only within this radius (in cell diameters) "
-                                "of its seed.", min=0.3)
+                                "of its seed. At least 0.8: a cell must not reach its window's rim, which "
+                                "marks spread-out background (max_rim).", min=0.8)
     background_spacing: float = _key(3.0, "Neuropil/background is modelled by smooth bilinear 'tent' footprints on "
                                      "a grid with this spacing (in cell diameters), each with its own trace.",
                                      min=0.5)
@@ -436,13 +437,19 @@ def _split_dotted(dotted: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+# Keys that were removed in favour of another: the error names the new place.
+_MOVED_KEYS = {"curate.threshold": "[rois] threshold (curation checks the masks the result will hold)"}
+
+
 def _build_section(cls, values: dict, source: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(f"{source}: unknown key {key!r} in [{cls.section}]. Valid keys: "
+            moved = _MOVED_KEYS.get(f"{cls.section}.{key}")
+            hint = f" It moved: use {moved} instead." if moved else ""
+            raise ConfigError(f"{source}: unknown key {key!r} in [{cls.section}].{hint} Valid keys: "
                               f"{', '.join(fields)}.") from None
         kwargs[key] = _check_value(f"{cls.section}.{key}", value, hints[key], fields[key].metadata, source)
     return cls(**kwargs)

@@ -137,6 +137,15 @@ def test_active_recall_with_movie(result_path, capsys):
     assert _value(capsys.readouterr().out, "recall (active)").startswith("1.000 (5 of 5")
 
 
+def test_movie_with_other_frame_count_is_refused(result_path, tmp_path, capsys):
+    import tifffile
+    short = tmp_path / "short.tif"
+    tifffile.imwrite(short, tifffile.imread(sample_data_path("five_cells.tif"))[:100])
+    assert main(["evaluate", str(result_path), "--truth", str(TRUTH_H5), "--movie", str(short)]) == 2
+    err = capsys.readouterr().err
+    assert "100 frames" in err and "300" in err
+
+
 @pytest.mark.parametrize("flag, value", [("--iou", "0"), ("--iou", "x"), ("--min-cosine", "1.5")])
 def test_bad_thresholds_are_usage_errors(result_path, flag, value, capsys):
     with pytest.raises(SystemExit) as exc:

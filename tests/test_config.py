@@ -41,6 +41,8 @@ def test_values_from_file_and_overrides(tmp_path):
     ("[nmf]\nbeta_loss = 'kullback-leibler'\n", ["solver = 'mu'"]),
     ("[output]\noverwrite = 'yes'\n", ["output.overwrite", "true or false"]),
     ("[nmf\nrank=1", ["not valid TOML"]),
+    ("[curate]\nthreshold = 0.3\n", ["'threshold'", "[curate]", "use [rois] threshold"]),
+    ("[detect]\nwindow_radius = 0.5\n", ["detect.window_radius", "0.8"]),
 ])
 def test_bad_configs_name_file_key_and_choices(tmp_path, text, expected):
     with pytest.raises(ConfigError) as err:
