@@ -138,11 +138,15 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         a = areas[alive].astype(np.float32)
         frac = inter / np.maximum(np.minimum(a[:, None], a[None, :]), 1)
         # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
-        tr = detrend(det.traces[alive], window=max(3, det.traces.shape[1] // 20))
         ii, jj = np.nonzero(np.triu(frac >= cfg.merge_overlap, 1))
+        # detrend only the traces of overlapping pairs: the running median costs ~T^2/20 per trace
+        involved = np.unique(np.concatenate([ii, jj]))
+        row = np.zeros(len(alive), int)
+        row[involved] = np.arange(len(involved))
+        tr = detrend(det.traces[np.asarray(alive, int)[involved]], window=max(3, det.traces.shape[1] // 20))
         for i, j in zip(ii, jj):   # row-major: i (the stronger) in order
             ki, kj = alive[i], alive[j]
-            if reasons[ki] is None and reasons[kj] is None and tr[i] @ tr[j] >= cfg.merge_corr:
+            if reasons[ki] is None and reasons[kj] is None and tr[row[i]] @ tr[row[j]] >= cfg.merge_corr:
                 reasons[kj] = f"merged into {ki}"
                 wi, wj = np.ptp(det.traces[ki]), np.ptp(det.traces[kj])
                 fi = changed.get(ki, source[ki]) * wi
