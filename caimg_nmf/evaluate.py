@@ -383,4 +383,9 @@ def load_truth_masks(path, shape=None):
     if shape is not None and tuple(arr.shape[1:]) != tuple(int(s) for s in shape):
         raise InputError(f"load_truth_masks: masks in '{p}' are {arr.shape[1:]} but "
                          f"shape={tuple(shape)} was given.") from None
+    if footprints is None and arr.dtype != bool and arr.size and not np.isin(np.unique(arr[:8]), (0, 1)).all():
+        raise InputError(f"load_truth_masks: '{p}' holds {arr.dtype} values other than 0 and 1 (e.g. "
+                         f"{np.unique(arr[:8])[:3].tolist()}): expected a (K, H, W) stack of masks, 1 inside "
+                         f"each cell, not a movie or footprints. Threshold it first, e.g. (fp >= 0.3 * "
+                         f"fp.max(axis=(1, 2), keepdims=True)).") from None
     return arr != 0, footprints, traces

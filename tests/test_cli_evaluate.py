@@ -165,3 +165,10 @@ def test_run_on_pure_noise_finds_no_cells_and_still_writes_figures(tmp_path):
     from caimg_nmf.io import Result
     assert Result.load(out).n_cells == 0
     assert any(p.suffix == ".png" for p in (out.parent / "figures").iterdir())
+
+
+def test_movie_given_as_truth_is_refused(result_path, tmp_path, capsys):
+    movie = np.random.default_rng(0).random((20, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "movie.npy", movie)
+    assert main(["evaluate", str(result_path), "--truth", str(tmp_path / "movie.npy")]) == 2
+    assert "other than 0 and 1" in capsys.readouterr().err
