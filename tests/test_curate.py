@@ -1,6 +1,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from caimg_nmf.config import Config
 from caimg_nmf.stages.curate import curate
@@ -95,3 +96,22 @@ def test_scattered_component_is_rejected_with_reason(easy_movie):
     out = curate(aug, movie, Config().curate)
     assert any(r.startswith("scattered") for r in out.rejected_reasons), out.rejected_reasons
     assert out.n_cells == det.n_cells
+
+
+@pytest.mark.parametrize("centre", [(1, 20), (20, 38), (1, 1)])
+def test_window_masks_of_edge_cells_equal_the_result_masks(centre):
+    """Curation in windows must see the masks the result will hold, also for cells at the frame edge."""
+    from caimg_nmf.config import RoisConfig
+    from caimg_nmf.stages._local_fit import windows_to_dense
+    from caimg_nmf.stages.curate import _inside_frame, _mirror_outside
+    ri, shape, r = 8, (40, 40), RoisConfig()
+    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
+    c = np.array([centre])
+    win = np.exp(-(yy ** 2 + xx ** 2) / (2 * 2.0 ** 2)).astype(np.float32)[None] * _inside_frame(c, ri, shape)
+    rule = dict(smooth=r.smooth, fill_holes=r.fill_holes)
+    in_window = masks_from_footprints(_mirror_outside(win, c, ri, shape), r.threshold, **rule).masks
+    in_window &= _inside_frame(c, ri, shape)
+    result = masks_from_footprints(windows_to_dense(win, c, ri, shape), r.threshold, **rule)
+    assert in_window.sum() == result.areas[0] > 0
+    naive = masks_from_footprints(win, r.threshold, **rule).masks   # zeros outside the frame: smaller
+    assert (naive & _inside_frame(c, ri, shape)).sum() < result.areas[0]

@@ -62,6 +62,32 @@ def _window_masks_sparse(masks, centres, ri, shape):
                              shape=(masks.shape[0], H * W))
 
 
+def _inside_frame(centres, ri, shape):
+    """(K, w, w) bool: which pixels of each window (centred at ``centres``) lie inside the frame."""
+    w = 2 * ri + 1
+    off = np.arange(w) - ri
+    ys = (centres[:, :1] + off[None]) if len(centres) else np.zeros((0, w), int)
+    xs = (centres[:, 1:] + off[None]) if len(centres) else np.zeros((0, w), int)
+    iny = (ys >= 0) & (ys < shape[0])
+    inx = (xs >= 0) & (xs < shape[1])
+    return iny[:, :, None] & inx[:, None, :]
+
+
+def _mirror_outside(win, centres, ri, shape):
+    """Windows whose out-of-frame part is the mirror image of their in-frame part (numpy 'symmetric',
+    which is scipy.ndimage's 'reflect', the mode the dense footprints are smoothed with)."""
+    inside = _inside_frame(centres, ri, shape)
+    out = win
+    for k in np.flatnonzero(~inside.all(axis=(1, 2))):
+        if out is win:
+            out = win.copy()
+        rows, cols = np.flatnonzero(inside[k].any(axis=1)), np.flatnonzero(inside[k].any(axis=0))
+        part = win[k][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        w = win.shape[1]
+        out[k] = np.pad(part, ((rows[0], w - 1 - rows[-1]), (cols[0], w - 1 - cols[-1])), mode="symmetric")
+    return out
+
+
 def _add_shifted(a, b, dy, dx):
     """a + b where b's window is shifted by (dy, dx) from a's (the part outside a's window is lost)."""
     w = a.shape[0]
@@ -108,7 +134,12 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
     if rois is None:
         from ..config import RoisConfig
         rois = RoisConfig()
-    masks = masks_from_footprints(source, rois.threshold, smooth=rois.smooth, fill_holes=rois.fill_holes).masks
+    # a window that sticks out of the frame is mirrored there, as the dense footprint's smoothing
+    # is at the frame edge; the outside part is then cut from the mask: the checks see the result's masks
+    mask_src = _mirror_outside(source, det.seeds, det.window_radius, shape) if windowed else source
+    masks = masks_from_footprints(mask_src, rois.threshold, smooth=rois.smooth, fill_holes=rois.fill_holes).masks
+    if windowed:
+        masks &= _inside_frame(det.seeds, det.window_radius, shape)
     areas = masks.sum(axis=(1, 2))
     conc = concentration(source, masks) if K else np.zeros(0)
     snr = trace_snr(det.traces) if K else np.zeros(0)
