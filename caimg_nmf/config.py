@@ -258,6 +258,10 @@ class CurateConfig:
                                     min=0.0, max=1.0)
     min_compactness: float = _key(0.35, "Reject masks whose area / area of the enclosing disc (about the centroid) "
                                   "is below this (long thin shapes: dendrites, vessels).", min=0.0, max=1.0)
+    min_consistency: float = _key(0.4, "Reject components whose event image (the movie at the 5 % of frames where "
+                                  "the trace is highest, minus the movie where it is in its lower half) correlates "
+                                  "less than this with the footprint: what lights up with the trace must look like "
+                                  "the footprint. -1 turns the check off.", min=-1.0, max=1.0)
     merge_overlap: float = _key(0.5, "Two cells are duplicates when the smaller mask lies at least this fraction "
                                 "inside the other ...", min=0.0, max=1.0)
     merge_corr: float = _key(0.8, "... and their traces correlate at least this much; the weaker is merged "

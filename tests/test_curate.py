@@ -115,3 +115,29 @@ def test_window_masks_of_edge_cells_equal_the_result_masks(centre):
     assert in_window.sum() == result.areas[0] > 0
     naive = masks_from_footprints(win, r.threshold, **rule).masks   # zeros outside the frame: smaller
     assert (naive & _inside_frame(c, ri, shape)).sum() < result.areas[0]
+
+
+def test_rejects_mixture_whose_event_image_does_not_match_its_footprint(easy_movie):
+    # A blob over the gap between two cells with a spiky trace of its own: area, shape and SNR pass,
+    # but the movie at its "events" does not look like its footprint (seen as false cells on the
+    # dense synthetic scenario: neuropil blobs spanning several cells).
+    movie, truth = easy_movie.movie, easy_movie
+    det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+    rng = np.random.default_rng(3)
+    c = truth.footprints.reshape(len(truth.footprints), -1).argmax(axis=1)
+    cy, cx = np.unravel_index(c, movie.shape[1:])
+    y, x = int(round((cy[0] + cy[1]) / 2)), int(round((cx[0] + cx[1]) / 2))
+    yy, xx = np.mgrid[:64, :64]
+    blob = np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 3.0 ** 2)).astype(np.float32)[None]
+    spikes = (rng.random((1, movie.shape[0])) > 0.97) * 5.0
+    own = ndi_smooth(spikes).astype(np.float32) + 1.0
+    aug = _with_extra(det, blob, own)
+    out = curate(aug, movie, Config().curate)
+    assert out.n_cells == det.n_cells, out.rejected_reasons
+    assert any(r.startswith("inconsistent") for r in out.rejected_reasons), out.rejected_reasons
+    assert score(out.footprints, easy_movie).f1 >= 0.95
+
+
+def ndi_smooth(spikes):
+    from scipy.signal import lfilter
+    return lfilter([1.0], [1.0, -0.8], spikes, axis=1)

@@ -10,7 +10,12 @@ smoothed footprint >= ``threshold`` x peak, the connected region holding the pea
    at least ``min_compactness`` (dendrites and vessels are long and thin);
 4. SNR: peak of the 3-frame mean of the trace above its median, in noise standard deviations
    (successive-difference MAD), at least ``min_snr``;
-5. duplicates: when the smaller of two masks lies ``merge_overlap`` inside the other and their
+5. consistency: the movie averaged over the component's strongest frames (the top 5 % of its
+   trace, slow drift removed) minus its average over its weakest half correlates with the footprint
+   (pixels of its window) at least ``min_consistency``: what lights up when the trace is high must
+   look like the footprint. A blob fitted over parts of several cells, whose trace follows none of
+   them, fails this (CaImAn calls the same check the space correlation, its "r value");
+6. duplicates: when the smaller of two masks lies ``merge_overlap`` inside the other and their
    traces correlate ``merge_corr`` or more, the one with the lower SNR is merged into the other
    (its footprint is added to the other's, scaled by its trace amplitude, and renormalised).
 
@@ -29,7 +34,7 @@ from .detect import Detection
 from ._local_fit import windows_to_dense
 from .rois import masks_from_footprints
 
-__all__ = ["curate", "trace_snr", "concentration"]
+__all__ = ["curate", "trace_snr", "concentration", "event_consistency"]
 
 
 def trace_snr(traces: np.ndarray) -> np.ndarray:
@@ -106,6 +111,46 @@ def concentration(footprints: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return inside / np.maximum(total, 1e-30)
 
 
+def event_consistency(movie, footprints, centres, ri, traces, *, frame_rate=None, top=0.05) -> np.ndarray:
+    """Correlation, over each component's window, between its footprint and its event image.
+
+    footprints : (K, w, w) windows (w = 2 ri + 1) centred at ``centres`` (K, 2), or (K, H, W) with
+        ``centres=None`` (the window is then the footprint's bounding box plus ``ri`` pixels).
+    The event image is the movie averaged over the ``top`` fraction of frames where the trace (minus
+    its moving average over ~10 % of the recording) is highest, minus the average over the frames
+    where it is in its lower half. Only these frames of the window are read. Returns (K,) float;
+    NaN where the trace or the footprint is constant.
+    """
+    T, H, W = np.shape(movie)
+    K = len(traces)
+    out = np.full(K, np.nan)
+    tr = np.asarray(traces, np.float32)
+    hp = tr - ndi.uniform_filter1d(tr, max(3, T // 10), axis=1, mode="nearest") if T >= 30 else tr
+    n_top = min(T, max(5, int(round(top * T))))
+    for k in range(K):
+        f = footprints[k]
+        if centres is None:
+            ys, xs = np.nonzero(f > 0)
+            if ys.size == 0:
+                continue
+            y0, y1 = max(0, ys.min() - ri), min(H, ys.max() + ri + 1)
+            x0, x1 = max(0, xs.min() - ri), min(W, xs.max() + ri + 1)
+            fw = f[y0:y1, x0:x1]
+        else:
+            cy, cx = int(centres[k, 0]), int(centres[k, 1])
+            y0, y1, x0, x1 = max(0, cy - ri), min(H, cy + ri + 1), max(0, cx - ri), min(W, cx + ri + 1)
+            fw = f[y0 - (cy - ri):y1 - (cy - ri), x0 - (cx - ri):x1 - (cx - ri)]
+        order = np.argsort(hp[k], kind="stable")
+        high, low = np.sort(order[-n_top:]), np.sort(order[:T // 2])
+        img = (np.asarray(movie[high, y0:y1, x0:x1], np.float64).mean(axis=0)
+               - np.asarray(movie[low, y0:y1, x0:x1], np.float64).mean(axis=0))
+        a, b = img.ravel() - img.mean(), fw.ravel().astype(np.float64) - fw.mean()
+        den = np.sqrt((a @ a) * (b @ b))
+        if den > 0:
+            out[k] = (a @ b) / den
+    return out
+
+
 def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
     """Return a new Detection with non-cells and duplicates moved to the rejected arrays.
 
@@ -156,6 +201,16 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
             reasons[k] = f"compactness {c:.2f} < min_compactness {cfg.min_compactness}"
         elif snr[k] < cfg.min_snr:
             reasons[k] = f"low SNR {snr[k]:.1f} < {cfg.min_snr}"
+    # the event image reads frames of the movie: only for the components that passed so far
+    check = [k for k in range(K) if reasons[k] is None]
+    if movie is not None and cfg.min_consistency > -1 and check:
+        centres = det.seeds[check] if windowed else None
+        ri = det.window_radius if windowed else int(np.ceil(d / 2))
+        consistency = event_consistency(movie, source[check], centres, ri, det.traces[check])
+        for k, c in zip(check, consistency):
+            if not c >= cfg.min_consistency:
+                reasons[k] = f"inconsistent: the movie at its strongest frames correlates {c:.2f} with the " \
+                             f"footprint < min_consistency {cfg.min_consistency}"
 
     changed = {}   # merged footprints (windows in windowed mode); the input is not modified
     # duplicates among the survivors, strongest first
