@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from .. import config as _config
-from ..config import SECTIONS, Config, _key, read_toml
+from .._config_sections import _key
+from ..config import SECTIONS, Config, read_toml
 from ..errors import ConfigError
 
 __all__ = ["BatchSection", "BatchSpec", "Override", "load_batch", "batch_from_dict"]
