@@ -211,6 +211,9 @@ class DetectConfig:
                                      min=0.5)
     tile_size: int = _key(96, "The fit runs on square tiles of this many pixels (plus a margin), one at a time.",
                           min=16)
+    n_jobs: int = _key(0, "Tiles fitted at the same time, in worker processes sharing the movie (results do not "
+                       "depend on it). 0: one per core this process may use (in a batch, its worker's share).",
+                       min=0)
     n_iter: int = _key(40, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1)
     n_trace_iter: int = _key(10, "HALS iterations for the traces at the full frame rate.", min=0)
     reseed_passes: int = _key(1, "After the first fit, look for more seeds in the residual (movie minus the fitted "

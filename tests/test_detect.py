@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,25 @@ def test_estimate_cell_diameter_function():
     truth = make_movie(n_cells=15, shape=(80, 80), n_frames=300, cell_diameter=10.0, min_separation=13.0, seed=4)
     d = estimate_cell_diameter(truth.movie, Config().detect, frame_rate=10.0)
     assert 7.5 <= d <= 12.5, d
+
+
+def test_parallel_tiles_give_the_same_cells(easy_movie):
+    # tiles of 24 px: the 64 x 64 field is 9 tiles, fitted in two worker processes or in this one
+    one = dataclasses.replace(Config().detect, tile_size=24, n_jobs=1)
+    two = dataclasses.replace(one, n_jobs=2)
+    a = find_cells(easy_movie.movie, one, cell_diameter=8.0, frame_rate=10.0)
+    b = find_cells(easy_movie.movie, two, cell_diameter=8.0, frame_rate=10.0)
+    np.testing.assert_array_equal(a.seeds, b.seeds)
+    np.testing.assert_array_equal(a.footprints, b.footprints)
+    np.testing.assert_array_equal(a.traces, b.traces)
+    assert score(a.footprints, easy_movie).f1 >= 0.95
+
+
+def test_n_jobs_zero_follows_the_blas_threads_allowed():
+    from threadpoolctl import threadpool_limits
+
+    from caimg_nmf.stages._local_fit import resolve_n_jobs
+    assert resolve_n_jobs(3) == 3
+    assert resolve_n_jobs(0) >= 1
+    with threadpool_limits(1, user_api="blas"):   # a batch worker given one core
+        assert resolve_n_jobs(0) == 1

@@ -2,9 +2,45 @@
 footprint kept in a (2 ri + 1)^2 window around its centre (never a dense (K, H, W) array)."""
 from __future__ import annotations
 
-import numpy as np
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["fit_cells", "tents", "residual", "windows_to_dense"]
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+__all__ = ["fit_cells", "tents", "residual", "windows_to_dense", "squared_radius", "overlap_slices",
+           "resolve_n_jobs"]
+
+
+def resolve_n_jobs(n_jobs: int) -> int:
+    """``n_jobs``, or for 0 the number of BLAS threads this process may use: all its cores, or the
+    share a batch worker was given (``batch.blas_threads``), so that batch runs do not oversubscribe."""
+    if n_jobs > 0:
+        return int(n_jobs)
+    from threadpoolctl import threadpool_info
+    blas = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min([cores] + blas))
+
+
+def squared_radius(ri):
+    """(w, w) int array, w = 2 ri + 1: squared distance of each window pixel from the window's centre."""
+    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
+    return yy ** 2 + xx ** 2
+
+
+def overlap_slices(w, dy, dx):
+    """Where two (w, w) windows overlap when the second's centre is (dy, dx) from the first's:
+    ``(rows, cols)`` in the first and ``(rows, cols)`` in the second, or None when they do not."""
+    if abs(dy) >= w or abs(dx) >= w:
+        return None
+    first = slice(max(dy, 0), w + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
+    second = slice(max(-dy, 0), w + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+    return first, second
 
 
 def _hals_H(H, WtX, WtW, sweeps):
@@ -120,10 +156,80 @@ def residual(Xb, win, centres, ri, traces_b, py, px, bg_b):
     return R
 
 
-def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b):
+def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_trace_iter, b):
+    """Set up and fit the tile at ``origin`` (plus a margin of ri + 1 pixels): the cells whose window
+    reaches into it and the tents that are nonzero on it. Returns its geometry and fitted factors."""
+    T, H, W = X.shape
+    Tb = Xb.shape[0]
+    ty, tx = origin
+    margin = ri + 1
+    y0, y1 = max(0, ty - margin), min(H, ty + ts + margin)
+    x0, x1 = max(0, tx - margin), min(W, tx + ts + margin)
+    hh, ww = y1 - y0, x1 - x0
+    if len(centres):
+        idx = np.flatnonzero((centres[:, 0] >= y0 - ri) & (centres[:, 0] < y1 + ri) &
+                             (centres[:, 1] >= x0 - ri) & (centres[:, 1] < x1 + ri))
+    else:
+        idx = np.zeros(0, int)
+    iy = np.flatnonzero(py[:, y0:y1].max(axis=1) > 0)
+    ix = np.flatnonzero(px[:, x0:x1].max(axis=1) > 0)
+    nc, nb = len(idx), len(iy) * len(ix)
+    Wt = np.zeros((hh, ww, nc + nb), np.float32)
+    inside = np.zeros((hh, ww, nc), bool)
+    for j, k in enumerate(idx):
+        a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
+        c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)
+        a0, a1, c0, c1 = max(a0, y0), min(a1, y1), max(c0, x0), min(c1, x1)
+        wa, wc = a0 - (centres[k, 0] - ri), c0 - (centres[k, 1] - ri)
+        Wt[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = init[k, wa:wa + a1 - a0, wc:wc + c1 - c0]
+        inside[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = disc[wa:wa + a1 - a0, wc:wc + c1 - c0]
+    Wt = Wt.reshape(hh * ww, -1)
+    inside = inside.reshape(hh * ww, -1)
+    supports = [np.flatnonzero(inside[:, j]) for j in range(nc)]
+    for a, i in enumerate(iy):
+        for c, jx in enumerate(ix):
+            Wt[:, nc + a * len(ix) + c] = np.outer(py[i, y0:y1], px[jx, x0:x1]).ravel()
+    Xt_b = Xb[:, y0:y1, x0:x1].reshape(Tb, -1)
+    Xt = X[:, y0:y1, x0:x1].reshape(T, -1)
+    Wt, Hb, Hf = _fit_tile(Xt_b, Xt, Wt, supports, n_iter, n_trace_iter, b)
+    return y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf
+
+
+_SHARED: dict = {}   # the arrays of the fit in progress, inherited by forked tile workers (not copied)
+
+
+def _tile_in_worker(origin):
+    with threadpool_limits(1, user_api="blas"):
+        return _solve_tile(*_SHARED["args"], origin, *_SHARED["settings"])
+
+
+def _map_tiles(args, settings, origins, n_jobs):
+    """Fitted tiles, in the order of ``origins``. Tiles are independent (each starts from the initial
+    footprints), so with ``n_jobs`` > 1 they are fitted in forked worker processes that share the
+    movie; the result does not depend on ``n_jobs``. Each fit uses single-threaded BLAS: on these
+    small products it is faster than two BLAS threads (2.8 s vs 3.8 s for 500 cells, 2 cores)."""
+    n_jobs = min(int(n_jobs), len(origins))
+    if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _SHARED.update(args=args, settings=settings)
+        try:
+            pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
+            try:
+                yield from pool.map(_tile_in_worker, origins)
+            finally:   # interrupted (Ctrl-C, SIGTERM): the tiles not started yet are dropped
+                pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            _SHARED.clear()
+        return
+    with threadpool_limits(1, user_api="blas"):
+        for origin in origins:
+            yield _solve_tile(*args, origin, *settings)
+
+
+def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b, n_jobs=1):
     """Fit footprints (in windows) and traces of the cells at ``centres`` with the background tents.
 
     init : (K, w, w) initial footprints in windows (w = 2 ri + 1), zero outside the disc of radius ri.
+    n_jobs : tiles fitted at the same time (worker processes; 1: in this process).
     Returns (win, traces (K, T), traces_b (K, Tb), bg (B, T), bg_b (B, Tb)).
     """
     T, H, W = X.shape
@@ -137,55 +243,27 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
     node_x = np.array([np.argmax(p) for p in px])
     bg = np.zeros((ny * nx, T), np.float32)
     bg_b = np.zeros((ny * nx, Tb), np.float32)
-    ts, margin = tile_size, ri + 1
-    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
-    disc = (yy ** 2 + xx ** 2) <= ri * ri   # each footprint may be nonzero on this disc only
-    for ty in range(0, H, ts):
-        for tx in range(0, W, ts):
-            y0, y1 = max(0, ty - margin), min(H, ty + ts + margin)
-            x0, x1 = max(0, tx - margin), min(W, tx + ts + margin)
-            hh, ww = y1 - y0, x1 - x0
-            if K:
-                idx = np.flatnonzero((centres[:, 0] >= y0 - ri) & (centres[:, 0] < y1 + ri) &
-                                     (centres[:, 1] >= x0 - ri) & (centres[:, 1] < x1 + ri))
-            else:
-                idx = np.zeros(0, int)
-            iy = np.flatnonzero(py[:, y0:y1].max(axis=1) > 0)
-            ix = np.flatnonzero(px[:, x0:x1].max(axis=1) > 0)
-            nc, nb = len(idx), len(iy) * len(ix)
-            Wt = np.zeros((hh, ww, nc + nb), np.float32)
-            inside = np.zeros((hh, ww, nc), bool)
-            supports = []
-            for j, k in enumerate(idx):
-                a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
-                c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)
-                a0, a1, c0, c1 = max(a0, y0), min(a1, y1), max(c0, x0), min(c1, x1)
-                wa, wc = a0 - (centres[k, 0] - ri), c0 - (centres[k, 1] - ri)
-                Wt[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = init[k, wa:wa + a1 - a0, wc:wc + c1 - c0]
-                inside[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = disc[wa:wa + a1 - a0, wc:wc + c1 - c0]
-            Wt = Wt.reshape(hh * ww, -1)
-            inside = inside.reshape(hh * ww, -1)
-            for j in range(nc):
-                supports.append(np.flatnonzero(inside[:, j]))
-            for a, i in enumerate(iy):
-                for c, jx in enumerate(ix):
-                    Wt[:, nc + a * len(ix) + c] = np.outer(py[i, y0:y1], px[jx, x0:x1]).ravel()
-            Xt_b = Xb[:, y0:y1, x0:x1].reshape(Tb, -1)
-            Xt = X[:, y0:y1, x0:x1].reshape(T, -1)
-            Wt, Hb, Hf = _fit_tile(Xt_b, Xt, Wt, supports, n_iter, n_trace_iter, b)
-            for j, k in enumerate(idx):
-                sy, sx = int(centres[k, 0]), int(centres[k, 1])
-                if ty <= sy < ty + ts and tx <= sx < tx + ts:
-                    fp = Wt[:, j].reshape(hh, ww)
-                    wy0, wx0 = sy - ri, sx - ri
-                    a0, a1 = max(wy0, y0), min(wy0 + 2 * ri + 1, y1)
-                    c0, c1 = max(wx0, x0), min(wx0 + 2 * ri + 1, x1)
-                    win[k, a0 - wy0:a1 - wy0, c0 - wx0:c1 - wx0] = fp[a0 - y0:a1 - y0, c0 - x0:c1 - x0]
-                    traces[k] = Hf[j]
-                    traces_b[k] = Hb[j]
-            for a, i in enumerate(iy):
-                for c, jx in enumerate(ix):
-                    if ty <= node_y[i] < ty + ts and tx <= node_x[jx] < tx + ts:
-                        bg[i * nx + jx] = Hf[nc + a * len(ix) + c]
-                        bg_b[i * nx + jx] = Hb[nc + a * len(ix) + c]
+    ts = tile_size
+    disc = squared_radius(ri) <= ri * ri   # each footprint may be nonzero on this disc only
+    origins = [(ty, tx) for ty in range(0, H, ts) for tx in range(0, W, ts)]
+
+    args = (X, Xb, centres, init, ri, py, px, disc)
+    settings = (ts, n_iter, n_trace_iter, b)
+    for (ty, tx), (y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf) in zip(origins, _map_tiles(args, settings, origins, n_jobs)):
+        nc = len(idx)
+        for j, k in enumerate(idx):
+            sy, sx = int(centres[k, 0]), int(centres[k, 1])
+            if ty <= sy < ty + ts and tx <= sx < tx + ts:
+                fp = Wt[:, j].reshape(hh, ww)
+                wy0, wx0 = sy - ri, sx - ri
+                a0, a1 = max(wy0, y0), min(wy0 + 2 * ri + 1, y0 + hh)
+                c0, c1 = max(wx0, x0), min(wx0 + 2 * ri + 1, x0 + ww)
+                win[k, a0 - wy0:a1 - wy0, c0 - wx0:c1 - wx0] = fp[a0 - y0:a1 - y0, c0 - x0:c1 - x0]
+                traces[k] = Hf[j]
+                traces_b[k] = Hb[j]
+        for a, i in enumerate(iy):
+            for c, jx in enumerate(ix):
+                if ty <= node_y[i] < ty + ts and tx <= node_x[jx] < tx + ts:
+                    bg[i * nx + jx] = Hf[nc + a * len(ix) + c]
+                    bg_b[i * nx + jx] = Hb[nc + a * len(ix) + c]
     return win, traces, traces_b, bg, bg_b

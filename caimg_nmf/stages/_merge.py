@@ -7,6 +7,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from ._local_fit import overlap_slices, squared_radius
 from .rois import masks_from_footprints
 
 __all__ = ["merge_groups", "merged_windows", "rim_fraction"]
@@ -24,13 +25,11 @@ def detrend(traces, window):
 
 def _touch(mi, mj, dy, dx):
     """Whether mask mj (window shifted by dy, dx from mi's) touches or overlaps mask mi."""
-    w = mi.shape[0]
-    if abs(dy) >= w or abs(dx) >= w:
+    both = overlap_slices(mi.shape[0], dy, dx)
+    if both is None:
         return False
     di = ndi.binary_dilation(mi, structure=np.ones((3, 3), bool))
-    ys, xs = slice(max(dy, 0), w + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
-    yj, xj = slice(max(-dy, 0), w + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0))
-    return bool((di[ys, xs] & mj[yj, xj]).any())
+    return bool((di[both[0]] & mj[both[1]]).any())
 
 
 def merge_groups(win, centres, traces, *, threshold, min_corr, window):
@@ -69,8 +68,7 @@ def merged_windows(win, centres, traces, groups, ri, shape):
     drop = set()
     new_c, new_w = [], []
     amp = np.ptp(traces, axis=1) + 1e-12
-    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
-    disc = (yy ** 2 + xx ** 2) <= ri * ri
+    disc = squared_radius(ri) <= ri * ri
     for g in groups:
         g = np.asarray(g)
         drop.update(g.tolist())
@@ -99,8 +97,7 @@ def merged_windows(win, centres, traces, groups, ri, shape):
 def rim_fraction(win, ri, threshold=0.3):
     """Fraction of each window's outer ring (the last 1.5 px inside radius ri) covered by the
     component's mask: near 0 for a cell inside its window, large for a spread-out background piece."""
-    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
-    r = np.hypot(yy, xx)
+    r = np.sqrt(squared_radius(ri))
     rim = (r <= ri) & (r > ri - 1.5)
     if not len(win):
         return np.zeros(0)

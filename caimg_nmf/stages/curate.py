@@ -31,7 +31,7 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from ._merge import detrend
 from .detect import Detection
-from ._local_fit import windows_to_dense
+from ._local_fit import overlap_slices, windows_to_dense
 from .rois import masks_from_footprints
 
 __all__ = ["curate", "trace_snr", "concentration", "event_consistency"]
@@ -95,11 +95,10 @@ def _mirror_outside(win, centres, ri, shape):
 
 def _add_shifted(a, b, dy, dx):
     """a + b where b's window is shifted by (dy, dx) from a's (the part outside a's window is lost)."""
-    w = a.shape[0]
     out = a.copy()
-    if abs(dy) < w and abs(dx) < w:
-        out[max(dy, 0):w + min(dy, 0), max(dx, 0):w + min(dx, 0)] += \
-            b[max(-dy, 0):w + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    both = overlap_slices(a.shape[0], dy, dx)
+    if both is not None:
+        out[both[0]] += b[both[1]]
     return out
 
 

@@ -25,6 +25,7 @@ components) footprints over the whole frame, which for 512 x 512 pixels and ~800
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -32,7 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._local_fit import fit_cells, residual, tents, windows_to_dense
+from ._local_fit import fit_cells, residual, resolve_n_jobs, squared_radius, tents, windows_to_dense
 from ._merge import merge_groups, merged_windows, rim_fraction
 
 __all__ = ["Detection", "find_cells", "estimate_cell_diameter", "summary_images", "bin_time"]
@@ -131,42 +132,64 @@ def _local_corr(Z: np.ndarray) -> np.ndarray:
     return acc / np.maximum(cnt, 1)
 
 
-def _highpass_frames(Xb, f0, diameter, chunk=64):
+def _in_threads(fn, items, n_jobs):
+    """Run ``fn`` on each item, in ``n_jobs`` threads (scipy.ndimage filters and numpy reductions
+    release the GIL); ``fn`` writes its own slice of an output, so the order does not matter."""
+    if n_jobs <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(n_jobs) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+def _highpass_frames(Xb, f0, diameter, chunk=64, n_jobs=1):
     """(Xb - f0), each frame minus its wide box blur (~2.5 diameters), then smoothed over ~half a
     diameter; computed in chunks of frames so that only one movie-sized array is allocated."""
     Y = np.empty(Xb.shape, np.float32)
     wide = max(3, int(round(2.5 * diameter)) | 1)
     sm = max(1, int(round(diameter / 2)) | 1)
-    for t0 in range(0, Xb.shape[0], chunk):
+
+    def one(t0):
         y = Xb[t0:t0 + chunk] - f0
         y -= _box_blur(y, wide)
         Y[t0:t0 + chunk] = _box_blur(y, sm) if sm > 1 else y
+
+    _in_threads(one, list(range(0, Xb.shape[0], chunk)), n_jobs)
     return Y
 
 
-def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float = 10.0):
+def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float = 10.0, n_jobs: int = 1):
     """Correlation and peak-to-noise images of a time-binned raw movie.
 
     Each pixel's resting level (a low percentile over time) is subtracted; each frame is high-passed
     (minus a wide box blur, about 2.5 diameters) so that neuropil and diffuse background do not make
     every pixel correlated, then smoothed over about half a diameter (cells are blobs; noise is not).
     Returns ``(corr, pnr, valid)``; ``valid`` is False where the mean image is dark padding (e.g.
-    left by motion correction) and near it. Works in bands of rows / chunks of frames: besides
-    ``Xb`` it allocates one array of its size.
+    left by motion correction) and near it. Works in bands of rows / chunks of frames (``n_jobs``
+    threads): besides ``Xb`` it allocates one array of its size.
     """
     T, H, W = Xb.shape
     step = max(1, T // 150)
     f0 = np.empty((H, W), np.float32)
     mean_image = np.empty((H, W), np.float32)
     band = max(1, (1 << 22) // max(1, T * W))
-    for r0 in range(0, H, band):
+    bands = list(range(0, H, band))
+
+    def levels(r0):
         f0[r0:r0 + band] = np.percentile(Xb[::step, r0:r0 + band], baseline_percentile, axis=0)
         mean_image[r0:r0 + band] = Xb[:, r0:r0 + band].mean(axis=0)
-    Y = _highpass_frames(Xb, f0, diameter)
+
+    _in_threads(levels, bands, n_jobs)
+    Y = _highpass_frames(Xb, f0, diameter, n_jobs=n_jobs)
     pnr = np.empty((H, W), np.float32)
-    for r0 in range(0, H, band):
+
+    def peak_to_noise(r0, Y=Y):
         ys = ndi.uniform_filter1d(Y[:, r0:r0 + band], 2, axis=0)
         pnr[r0:r0 + band] = (ys.max(axis=0) - np.median(ys, axis=0)) / _noise_std(ys)
+
+    _in_threads(peak_to_noise, bands, n_jobs)
     corr = _local_corr(Y)
     del Y
     bright = mean_image > 0.2 * np.median(mean_image)
@@ -188,7 +211,7 @@ def estimate_cell_diameter(movie, cfg, *, frame_rate, guess: float = 10.0) -> fl
 
 def _estimate_diameter(X, Xb, cfg, b, d, summaries=None):
     for _ in range(2):   # from the guess, then from the first estimate
-        corr, pnr, valid = summaries or summary_images(Xb, d, cfg.baseline_percentile)
+        corr, pnr, valid = summaries or summary_images(Xb, d, cfg.baseline_percentile, resolve_n_jobs(cfg.n_jobs))
         summaries = None
         d_new = _diameter_from_fit(X, Xb, corr, pnr, valid, d, cfg, b)
         converged = abs(d_new - d) <= 0.15 * d
@@ -209,7 +232,7 @@ def _diameter_from_fit(X, Xb, corr, pnr, valid, d, cfg, b, n=60):
     ri = int(np.ceil(1.5 * d))
     py, px = tents(X.shape[1], X.shape[2], max(cfg.background_spacing, 3.0) * d)
     win = fit_cells(X[:b], Xb, seeds, _gauss_windows(len(seeds), ri, d), ri, py, px,
-                    tile_size=cfg.tile_size, n_iter=10, n_trace_iter=0, b=b)[0]
+                    tile_size=cfg.tile_size, n_iter=10, n_trace_iter=0, b=b, n_jobs=resolve_n_jobs(cfg.n_jobs))[0]
     from .rois import masks_from_footprints
     ok = rim_fraction(win, ri) <= cfg.max_rim
     if ok.sum() < 3:
@@ -223,8 +246,7 @@ def _diameter_from_fit(X, Xb, corr, pnr, valid, d, cfg, b, n=60):
 
 def _gauss_windows(n, ri, d):
     """``n`` initial footprints: Gaussians of sigma d/4 in (2 ri + 1)^2 windows, zero beyond ri."""
-    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
-    r2 = yy ** 2 + xx ** 2
+    r2 = squared_radius(ri)
     g = np.where(r2 <= ri * ri, np.exp(-r2 / (2 * max(1.0, d / 4) ** 2)), 0).astype(np.float32)
     return np.repeat(g[None], n, axis=0)
 
@@ -289,10 +311,11 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     d_given = cell_diameter is not None
     d = float(cell_diameter) if d_given else 10.0
     say("summary images")
-    corr, pnr, valid = summary_images(Xb, d, cfg.baseline_percentile)
+    n_jobs = resolve_n_jobs(cfg.n_jobs)
+    corr, pnr, valid = summary_images(Xb, d, cfg.baseline_percentile, n_jobs)
     if not d_given:
         d = _estimate_diameter(X, Xb, cfg, b, d, (corr, pnr, valid))
-        corr, pnr, valid = summary_images(Xb, d, cfg.baseline_percentile)
+        corr, pnr, valid = summary_images(Xb, d, cfg.baseline_percentile, n_jobs)
     timings["summary"] = time.perf_counter() - t1
 
     # -- seeds -------------------------------------------------------------------------------------
@@ -305,13 +328,13 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     ri = int(np.ceil(max(2.0, cfg.window_radius * d)))
     py, px = tents(H, W, cfg.background_spacing * d)
     # intermediate fits: half the iterations and no full-rate traces; the last fit does it all
-    fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b)
+    fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b, n_jobs=n_jobs)
     seeds = np.asarray(seeds, int).reshape(-1, 2)
     win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, _gauss_windows(len(seeds), ri, d), ri, py, px, **fit)
     n_reseeded = n_merged = 0
     for _ in range(cfg.reseed_passes):
         R = residual(Xb, win, seeds, ri, traces_b, py, px, bg_b)
-        rcorr, rpnr, _ = summary_images(R, d, cfg.baseline_percentile)
+        rcorr, rpnr, _ = summary_images(R, d, cfg.baseline_percentile, n_jobs)
         del R
         new = find_seeds(rcorr, rpnr, d, min_corr=cfg.min_corr, min_pnr=cfg.min_pnr,
                          separation=cfg.seed_separation, max_cells=cfg.max_cells, valid=valid)
