@@ -57,12 +57,24 @@ import caimg_nmf
 m = tifffile.imread({path!r})
 big = np.concatenate([m, m[:, ::-1]], axis=1)
 del m
+import threading
+def available():
+    return int(next(l for l in open("/proc/meminfo") if l.startswith("MemAvailable")).split()[1]) * 1024
+low = [available()]
+start_avail = low[0]
+done = threading.Event()
+def watch():   # the machine's memory in use, worker processes included (ru_maxrss sees one process)
+    while not done.wait(0.1):
+        low[0] = min(low[0], available())
+threading.Thread(target=watch, daemon=True).start()
 t0 = time.perf_counter()
 r = caimg_nmf.run(movie=big, frame_rate=7.0, cell_diameter=9.0, save=False, quiet=True)
 dt = time.perf_counter() - t0
+done.set()
 print(f"{{big.shape}}: {{r.n_cells}} cells, {{dt:.1f}} s, stages {{r.attrs['stage_timings']}}, "
       f"peak RSS {{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}} GB "
-      f"(input uint16 stack included)")
+      f"(input uint16 stack included); machine memory in use rose by at most {{(start_avail - low[0]) / 2**30:.2f}} GB "
+      f"during the run (tile workers included; the input stack was loaded before)")
 """
 
 

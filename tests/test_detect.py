@@ -108,3 +108,21 @@ def test_n_jobs_zero_follows_the_blas_threads_allowed():
     assert resolve_n_jobs(0) >= 1
     with threadpool_limits(1, user_api="blas"):   # a batch worker given one core
         assert resolve_n_jobs(0) == 1
+
+
+def _find_in_daemon(queue):
+    movie = make_movie(n_cells=4, shape=(48, 48), n_frames=120, cell_diameter=8.0, seed=2).movie
+    cfg = dataclasses.replace(Config().detect, tile_size=24, n_jobs=2)
+    queue.put(find_cells(movie, cfg, cell_diameter=8.0, frame_rate=10.0).n_cells)
+
+
+def test_parallel_tiles_fall_back_in_a_daemonic_process():
+    # dask's worker processes are daemonic and may not have children of their own
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_find_in_daemon, args=(queue,), daemon=True)
+    proc.start()
+    n_cells = queue.get(timeout=120)
+    proc.join(30)
+    assert proc.exitcode == 0 and n_cells >= 3

@@ -209,7 +209,9 @@ def _map_tiles(args, settings, origins, n_jobs):
     movie; the result does not depend on ``n_jobs``. Each fit uses single-threaded BLAS: on these
     small products it is faster than two BLAS threads (2.8 s vs 3.8 s for 500 cells, 2 cores)."""
     n_jobs = min(int(n_jobs), len(origins))
-    if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+    # a daemonic process (a dask worker, say) may not start processes: it fits the tiles itself
+    if (n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon):
         _SHARED.update(args=args, settings=settings)
         try:
             pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
