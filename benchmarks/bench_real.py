@@ -2,7 +2,7 @@
 
 1. Real recording (/work/shared/data/neurofinder_top or $CAIMG_NEUROFINDER): plain per-pixel
    baseline-free input (the stage models background itself), footprints -> masks with the pipeline's
-   ROI rule (>= 0.3 x peak, connected to the peak), Hungarian matching on 1 - IoU (IoU >= 0.3)
+   ROI rule ([rois]), Hungarian matching on 1 - IoU (IoU >= 0.3)
    against regions.json; precision / recall / F1, recall on visibly active annotated cells.
 2. Synthetic scenarios (caimg_nmf.synthetic) without motion (the stage runs after motion correction).
 3. Timing on a 600 x 512 x 512 movie: the real movie stacked with its vertically flipped copy.
@@ -21,13 +21,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caimg_nmf.config import Config  # noqa: E402
 from caimg_nmf.stages.curate import curate  # noqa: E402
+from caimg_nmf.stages.detect import find_cells  # noqa: E402
 from caimg_nmf.stages.rois import masks_from_footprints  # noqa: E402
+from caimg_nmf.stages.spikes import infer_spikes  # noqa: E402
 
 
 def footprint_masks(f):
-    return masks_from_footprints(f).masks
-from caimg_nmf.stages.detect import find_cells  # noqa: E402
-from caimg_nmf.stages.spikes import infer_spikes  # noqa: E402
+    """The pipeline's ROI rule ([rois]: smoothed footprint >= threshold x peak, holes filled)."""
+    rois = Config().rois
+    return masks_from_footprints(f, rois.threshold, smooth=rois.smooth, fill_holes=rois.fill_holes).masks
 
 DATA = Path(os.environ.get("CAIMG_NEUROFINDER", "/work/shared/data/neurofinder_top"))
 
@@ -40,7 +42,7 @@ def run(movie, cfg, diameter, fr):
     t0 = time.perf_counter()
     det = find_cells(movie, cfg.detect, cell_diameter=diameter, frame_rate=fr)
     t1 = time.perf_counter()
-    cur = curate(det, movie, cfg.curate)
+    cur = curate(det, movie, cfg.curate, cfg.rois)
     t2 = time.perf_counter()
     infer_spikes(cur.traces, cfg.spikes, fr)
     t3 = time.perf_counter()

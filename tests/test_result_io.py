@@ -33,6 +33,18 @@ def test_round_trip_and_schema(tmp_path):
     assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)  # readable by the lab, not private
 
 
+def test_half_precision_extras_are_written_as_float32(tmp_path):
+    # curation keeps rejected footprints in float16 to save memory; MATLAB's h5read has no half type
+    r = make()
+    rejected = np.random.default_rng(1).random((4, 10, 12)).astype(np.float16)
+    r.extras["rejected/footprints"] = rejected
+    p = r.save(tmp_path / "r.h5")
+    with h5py.File(p) as f:
+        assert f["rejected/footprints"].dtype == np.float32
+        np.testing.assert_array_equal(f["rejected/footprints"][()], rejected.astype(np.float32))
+    assert r.extras["rejected/footprints"].dtype == np.float16   # the result in memory is unchanged
+
+
 def test_zero_cells_is_valid(tmp_path):
     r = make(K=0)
     q = Result.load(r.save(tmp_path / "e.h5"))

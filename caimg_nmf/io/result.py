@@ -183,6 +183,15 @@ def _write_extra(fh, name, value):
     if arr.dtype == np.float64 and arr.ndim >= 2:
         arr = arr.astype(np.float32)
     opts = dict(compression="gzip", compression_opts=4, shuffle=True) if arr.ndim >= 2 and arr.size > 4096 else {}
+    if arr.dtype == np.float16 and arr.ndim >= 1 and len(arr):
+        # MATLAB's h5read and many HDF5 tools have no half type: float32 on disk, written a slice at
+        # a time so that no float32 copy of the whole array is made (rejected footprints of big fields)
+        ds = fh.create_dataset(name, shape=arr.shape, dtype=np.float32, **opts)
+        for i in range(len(arr)):
+            ds[i] = arr[i].astype(np.float32)
+        return
+    if arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
     fh.create_dataset(name, data=arr, **opts)
 
 
