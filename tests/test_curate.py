@@ -141,3 +141,17 @@ def test_rejects_mixture_whose_event_image_does_not_match_its_footprint(easy_mov
 def ndi_smooth(spikes):
     from scipy.signal import lfilter
     return lfilter([1.0], [1.0, -0.8], spikes, axis=1)
+
+
+def test_kept_cells_are_ordered_strongest_first(easy_movie):
+    from caimg_nmf.stages.curate import trace_snr
+    movie = easy_movie.movie
+    det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+    rng = np.random.default_rng(0)
+    shuffled = rng.permutation(det.n_cells)   # whatever order detection hands over
+    det = dataclasses.replace(det, footprints=det.footprints[shuffled], traces=det.traces[shuffled],
+                              seeds=det.seeds[shuffled])
+    out = curate(det, movie, Config().curate)
+    snr = trace_snr(out.traces)
+    assert out.n_cells >= 18 and np.all(np.diff(snr) <= 0), snr
+    assert score(out.footprints, easy_movie).f1 >= 0.95

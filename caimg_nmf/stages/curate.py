@@ -19,7 +19,8 @@ smoothed footprint >= ``threshold`` x peak, the connected region holding the pea
    traces correlate ``merge_corr`` or more, the one with the lower SNR is merged into the other
    (its footprint is added to the other's, scaled by its trace amplitude, and renormalised).
 
-Nothing is deleted: rejected components move to ``rejected_*`` with a reason string.
+Nothing is deleted: rejected components move to ``rejected_*`` with a reason string. The kept
+cells come out ordered by trace SNR, strongest first.
 """
 from __future__ import annotations
 
@@ -242,7 +243,8 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
                     merged = fi + source[kj] * wj
                 changed[ki] = merged / max(merged.max(), 1e-12)
 
-    keep = [k for k in range(K) if reasons[k] is None]
+    # strongest first (trace SNR), as a user browses cells; ties keep the detection order
+    keep = sorted((k for k in range(K) if reasons[k] is None), key=lambda k: -snr[k])
     rej = [k for k in range(K) if reasons[k] is not None]
     kept_src = source[keep]
     for i, k in enumerate(keep):
