@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 __all__ = ["available_memory", "format_bytes", "estimate_run_memory", "estimate_local_memory"]
 
 
@@ -41,13 +39,18 @@ def estimate_run_memory(frames_shape, rank: int) -> int:
     return int(frames + factors + 64 * 1024**2)
 
 
-def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, summary_rate=4.0) -> int:
+def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, summary_rate=4.0, *,
+                          n_jobs=1, tile_size=96) -> int:
     """Peak bytes of a run with factorize.method = "local" (footprints kept in windows until curation):
     the float32 frames; the time-binned movie and one working copy of it (summary images, residual);
     the dense float32 footprints and 1-byte masks of the kept cells, float16 footprints of the
     rejected ones (K ~ 0.2 pixels / diameter^2 of each, as measured on a dense cortical field), and the
-    float32 background tents; ~64 MB of working space. Measured on 600 x 512 x 512 (d = 9): peak RSS
-    2.4 GB (with the 0.3 GB uint16 input), this estimate 2.8 GB."""
+    float32 background tents; ~64 MB of working space; and for each of the ``n_jobs`` tile workers
+    its binned tile with the per-cell copies the fit reads (~1.6 x the tile) and a chunk of full-rate
+    frames (at most ``TRACE_CHUNK_BYTES`` with its copies). Measured on 600 x 512 x 512 (d = 9, two
+    workers): machine memory in use 1.8 GB more during the run (0.3 GB uint16 input loaded before), this
+    estimate 2.9 GB."""
+    from .stages._local_fit import TRACE_CHUNK_BYTES
     T, H, W = frames_shape
     P = H * W
     d = float(cell_diameter) if cell_diameter else 8.0
@@ -55,4 +58,6 @@ def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, sum
     binned = (T // b) * P * 4
     K = 0.2 * P / (d * d)
     B = (H / (3 * d) + 2) * (W / (3 * d) + 2)
-    return int(T * P * 4 + 2 * binned + (K * (4 + 1 + 2) + B * 4) * P + 64 * 1024**2)
+    tile = (min(H, tile_size) + 2 * (d + 1)) * (min(W, tile_size) + 2 * (d + 1))
+    worker = (T // b) * tile * 4 * 2.6 + min(T * tile * 4 * 1.6, TRACE_CHUNK_BYTES)
+    return int(T * P * 4 + 2 * binned + (K * (4 + 1 + 2) + B * 4) * P + 64 * 1024**2 + max(1, n_jobs) * worker)

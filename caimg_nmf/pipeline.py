@@ -20,6 +20,7 @@ from .io.movie import Movie, load_movie
 from .io.provenance import input_identity, provenance_attrs
 from .io.result import Result
 from .memory import available_memory, estimate_local_memory, estimate_run_memory, format_bytes
+from .stages._local_fit import resolve_n_jobs
 from .progress import Reporter
 from .stages import preprocess as pre
 from .stages.rois import masks_from_footprints
@@ -73,7 +74,8 @@ def _stage_prepare(state: RunState) -> None:
     else:
         diameter = cfg.input.cell_diameter and cfg.input.cell_diameter / cfg.preprocess.spatial_bin
         need = estimate_local_memory(shape, diameter, cfg.input.frame_rate / cfg.preprocess.temporal_bin,
-                                     cfg.detect.summary_rate)
+                                     cfg.detect.summary_rate, n_jobs=resolve_n_jobs(cfg.detect.n_jobs),
+                                     tile_size=cfg.detect.tile_size)
     free = available_memory()
     out = None
     if need > 0.8 * free:

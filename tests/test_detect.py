@@ -126,3 +126,14 @@ def test_parallel_tiles_fall_back_in_a_daemonic_process():
     n_cells = queue.get(timeout=120)
     proc.join(30)
     assert proc.exitcode == 0 and n_cells >= 3
+
+
+def test_full_rate_traces_refitted_in_chunks_of_frames_match(easy_movie, monkeypatch):
+    # a long recording never has its whole full-rate tile in memory; the traces do not change
+    from caimg_nmf.stages import _local_fit
+    cfg = Config().detect
+    whole = find_cells(easy_movie.movie, cfg, cell_diameter=8.0, frame_rate=10.0)
+    monkeypatch.setattr(_local_fit, "TRACE_CHUNK_BYTES", 64 * 1024)   # ~ chunks of 64 frames here
+    chunked = find_cells(easy_movie.movie, cfg, cell_diameter=8.0, frame_rate=10.0)
+    np.testing.assert_array_equal(whole.footprints, chunked.footprints)
+    np.testing.assert_allclose(chunked.traces, whole.traces, rtol=1e-4, atol=1e-4 * whole.traces.max())

@@ -163,3 +163,14 @@ def test_default_output_named_after_the_input(given, expected):
     from caimg_nmf.pipeline import default_output_path
     path = default_output_path(Config().replace({"input.path": given}))
     assert path.parent.name == expected and path.name == "result.h5"
+
+
+def test_local_memory_estimate_counts_tile_workers_with_bounded_chunks():
+    from caimg_nmf.memory import estimate_local_memory
+    from caimg_nmf.stages._local_fit import TRACE_CHUNK_BYTES
+    short = [estimate_local_memory((600, 512, 512), 9.0, 7.0, 4.0, n_jobs=n) for n in (1, 2)]
+    assert 2e9 < short[0] < short[1] < 3.5e9          # measured: 2.2 GB peak RSS (2 workers), see memory.py
+    long_ = [estimate_local_memory((30000, 512, 512), 9.0, 7.0, 4.0, n_jobs=n) for n in (1, 2)]
+    frames = 30000 * 512 * 512 * 4
+    # a worker's full-rate frames are chunked: it adds its binned tile and one chunk, not a second movie
+    assert long_[1] - long_[0] < 0.1 * frames and long_[1] - long_[0] > TRACE_CHUNK_BYTES

@@ -53,10 +53,17 @@ def _hals_H(H, WtX, WtW, sweeps):
     return H
 
 
-def _fit_tile(Xt_b, Xt, W, supports, n_iter, n_trace_iter, b):
+#: bytes of full-rate tile frames (and their per-cell copies) held at a time by the trace refit
+TRACE_CHUNK_BYTES = 256 * 1024**2
+
+
+def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b):
     """Local HALS on one tile.
 
-    Xt_b : (Tb, P) time-binned tile; Xt : (T, P) full-rate tile.
+    Xt_b : (Tb, P) time-binned tile; read_frames(t0, t1) : the full-rate tile's frames t0..t1 as a
+        (t1 - t0, P) array; T : their number. The traces at the full rate are refitted in chunks of
+        frames (each frame's trace values depend only on that frame once the footprints are fixed),
+        so a long recording never has its whole full-rate tile in memory.
     W : (P, K) initial footprints; the first ``len(supports)`` columns are cells, each nonzero only
         on the pixel indices ``supports[k]``; the other columns are fixed background tents.
     Returns (W, H binned, H at full rate).
@@ -100,14 +107,18 @@ def _fit_tile(Xt_b, Xt, W, supports, n_iter, n_trace_iter, b):
         H[:ncell] *= peak[:, None]
         WtW = gram(W)
         H = _hals_H(H, wtx(W, blocks, tent_WtX), WtW, 2)
-    T = Xt.shape[0]
     Hf = np.repeat(H, b, axis=1)[:, :T]
     if Hf.shape[1] < T:
         Hf = np.concatenate([Hf, np.repeat(Hf[:, -1:], T - Hf.shape[1], axis=1)], axis=1)
     Hf = np.ascontiguousarray(Hf, dtype=np.float32)
     if n_trace_iter:
-        full_blocks = [Xt[:, sup] for sup in supports]
-        Hf = _hals_H(Hf, wtx(W, full_blocks, (Xt @ tents_).T), WtW, n_trace_iter)
+        copies = 1 + sum(len(sup) for sup in supports) / max(1, W.shape[0])   # the tile + per-cell blocks
+        chunk = max(64, int(TRACE_CHUNK_BYTES / (4 * W.shape[0] * copies)))
+        for t0 in range(0, T, chunk):
+            Xc = read_frames(t0, min(T, t0 + chunk))
+            full_blocks = [Xc[:, sup] for sup in supports]
+            Hf[:, t0:t0 + chunk] = _hals_H(np.ascontiguousarray(Hf[:, t0:t0 + chunk]),
+                                           wtx(W, full_blocks, (Xc @ tents_).T), WtW, n_trace_iter)
     return W, H, Hf
 
 
@@ -190,8 +201,10 @@ def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_tr
         for c, jx in enumerate(ix):
             Wt[:, nc + a * len(ix) + c] = np.outer(py[i, y0:y1], px[jx, x0:x1]).ravel()
     Xt_b = Xb[:, y0:y1, x0:x1].reshape(Tb, -1)
-    Xt = X[:, y0:y1, x0:x1].reshape(T, -1)
-    Wt, Hb, Hf = _fit_tile(Xt_b, Xt, Wt, supports, n_iter, n_trace_iter, b)
+    def read_frames(t0, t1):
+        return np.asarray(X[t0:t1, y0:y1, x0:x1], np.float32).reshape(t1 - t0, -1)
+
+    Wt, Hb, Hf = _fit_tile(Xt_b, read_frames, T, Wt, supports, n_iter, n_trace_iter, b)
     return y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf
 
 
