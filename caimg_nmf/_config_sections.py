@@ -248,8 +248,12 @@ class CurateConfig:
                                   "the footprint. -1 turns the check off.", min=-1.0, max=1.0)
     merge_overlap: float = _key(0.5, "Two cells are duplicates when the smaller mask lies at least this fraction "
                                 "inside the other ...", min=0.0, max=1.0)
-    merge_corr: float = _key(0.8, "... and their traces correlate at least this much; the weaker is merged "
-                             "into the stronger.", min=-1.0, max=1.0)
+    merge_corr: float = _key(0.8, "... and their detrended traces correlate at least this much, or ...",
+                             min=-1.0, max=1.0)
+    merge_event_similarity: float = _key(0.75, "... their event images (the movie at each one's strongest frames) "
+                                         "correlate at least this much: one cell whose events were split between "
+                                         "components. The weaker is merged into the stronger. Above 1 turns "
+                                         "this test off.", min=-1.0, max=1.01)
 
 
 @dataclass(frozen=True)

@@ -155,3 +155,38 @@ def test_kept_cells_are_ordered_strongest_first(easy_movie):
     snr = trace_snr(out.traces)
     assert out.n_cells >= 18 and np.all(np.diff(snr) <= 0), snr
     assert score(out.footprints, easy_movie).f1 >= 0.95
+
+
+def test_merges_one_cell_split_in_time_over_two_components(easy_movie):
+    # Seen on the real recording: two or three components on one soma, each holding some of its events
+    # (their traces do not correlate), each footprint a different part of the soma. The movie at each
+    # component's events shows the same whole soma: one cell, merged, with all its events.
+    movie, truth = easy_movie.movie, easy_movie
+    det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+    fp_truth = truth.footprints.reshape(len(truth.footprints), -1)
+    det_flat = det.footprints.reshape(det.n_cells, -1)
+    cos = (det_flat @ fp_truth.T) / np.outer(np.linalg.norm(det_flat, axis=1), np.linalg.norm(fp_truth, axis=1))
+    k = int(np.argmax(cos.max(axis=1)))            # a detected cell and its planted original
+    cell = int(np.argmax(cos[k]))
+    c = det.traces[k]
+    events = np.flatnonzero(c > np.percentile(c, 90))
+    first = np.zeros_like(c)
+    first[: len(c) // 2] = 1.0                     # first half of the recording / second half
+    a_trace, b_trace = c * first, c * (1 - first)
+    f = det.footprints[k]
+    cy, cx = np.unravel_index(np.argmax(f), f.shape)
+    left, right = f.copy(), f.copy()
+    left[:, cx + 1:] *= 0.4                        # two partial footprints of the same soma
+    right[:, :cx] *= 0.4
+    others = [i for i in range(det.n_cells) if i != k]
+    split = dataclasses.replace(det, footprints=np.concatenate([det.footprints[others], left[None], right[None]]),
+                                traces=np.concatenate([det.traces[others], a_trace[None], b_trace[None]]),
+                                seeds=np.concatenate([det.seeds[others], det.seeds[k:k + 1], det.seeds[k:k + 1]]))
+    assert events.size and abs(np.corrcoef(a_trace, b_trace)[0, 1]) < 0.5
+    out = curate(split, movie, Config().curate)
+    assert out.n_cells == det.n_cells, out.rejected_reasons
+    assert sum(r.startswith("merged into") for r in out.rejected_reasons) == 1, out.rejected_reasons
+    # the kept cell carries the events of both halves
+    best = int(np.argmax([np.corrcoef(t, truth.traces[cell])[0, 1] for t in out.traces]))
+    assert np.corrcoef(out.traces[best], truth.traces[cell])[0, 1] >= 0.9
+    assert score(out.footprints, easy_movie).f1 >= 0.95

@@ -16,8 +16,11 @@ smoothed footprint >= ``threshold`` x peak, the connected region holding the pea
    look like the footprint. A blob fitted over parts of several cells, whose trace follows none of
    them, fails this (CaImAn calls the same check the space correlation, its "r value");
 6. duplicates: when the smaller of two masks lies ``merge_overlap`` inside the other and their
-   traces correlate ``merge_corr`` or more, the one with the lower SNR is merged into the other
-   (its footprint is added to the other's, scaled by its trace amplitude, and renormalised).
+   detrended traces correlate ``merge_corr`` or more, or their event images (the movie at each one's
+   strongest frames) correlate ``merge_event_similarity`` or more (one soma whose events NMF split
+   between components), the one with the lower SNR is merged into the other: footprints added with
+   their trace amplitudes as weights and renormalised, traces combined by a least-squares fit of the
+   merged footprint (:mod:`caimg_nmf.stages._duplicates`).
 
 Nothing is deleted: rejected components move to ``rejected_*`` with a reason string. The kept
 cells come out ordered by trace SNR, strongest first.
@@ -30,9 +33,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._merge import detrend
+from ._duplicates import event_frames, event_image, merge_duplicates
+from ._local_fit import windows_to_dense
 from .detect import Detection
-from ._local_fit import overlap_slices, windows_to_dense
 from .rois import masks_from_footprints
 
 __all__ = ["curate", "trace_snr", "concentration", "event_consistency"]
@@ -94,15 +97,6 @@ def _mirror_outside(win, centres, ri, shape):
     return out
 
 
-def _add_shifted(a, b, dy, dx):
-    """a + b where b's window is shifted by (dy, dx) from a's (the part outside a's window is lost)."""
-    out = a.copy()
-    both = overlap_slices(a.shape[0], dy, dx)
-    if both is not None:
-        out[both[0]] += b[both[1]]
-    return out
-
-
 def concentration(footprints: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Fraction of each footprint's energy (sum of squares) inside its mask, (K,) float."""
     sq = np.square(footprints, dtype=np.float32)
@@ -122,28 +116,21 @@ def event_consistency(movie, footprints, centres, ri, traces, *, frame_rate=None
     NaN where the trace or the footprint is constant.
     """
     T, H, W = np.shape(movie)
-    K = len(traces)
-    out = np.full(K, np.nan)
-    tr = np.asarray(traces, np.float32)
-    hp = tr - ndi.uniform_filter1d(tr, max(3, T // 10), axis=1, mode="nearest") if T >= 30 else tr
-    n_top = min(T, max(5, int(round(top * T))))
-    for k in range(K):
+    out = np.full(len(traces), np.nan)
+    for k, frames in enumerate(event_frames(traces, top)):
         f = footprints[k]
         if centres is None:
             ys, xs = np.nonzero(f > 0)
             if ys.size == 0:
                 continue
-            y0, y1 = max(0, ys.min() - ri), min(H, ys.max() + ri + 1)
-            x0, x1 = max(0, xs.min() - ri), min(W, xs.max() + ri + 1)
-            fw = f[y0:y1, x0:x1]
+            box = (slice(max(0, ys.min() - ri), min(H, ys.max() + ri + 1)),
+                   slice(max(0, xs.min() - ri), min(W, xs.max() + ri + 1)))
+            fw = f[box]
         else:
             cy, cx = int(centres[k, 0]), int(centres[k, 1])
-            y0, y1, x0, x1 = max(0, cy - ri), min(H, cy + ri + 1), max(0, cx - ri), min(W, cx + ri + 1)
-            fw = f[y0 - (cy - ri):y1 - (cy - ri), x0 - (cx - ri):x1 - (cx - ri)]
-        order = np.argsort(hp[k], kind="stable")
-        high, low = np.sort(order[-n_top:]), np.sort(order[:T // 2])
-        img = (np.asarray(movie[high, y0:y1, x0:x1], np.float64).mean(axis=0)
-               - np.asarray(movie[low, y0:y1, x0:x1], np.float64).mean(axis=0))
+            box = (slice(max(0, cy - ri), min(H, cy + ri + 1)), slice(max(0, cx - ri), min(W, cx + ri + 1)))
+            fw = f[box[0].start - (cy - ri):box[0].stop - (cy - ri), box[1].start - (cx - ri):box[1].stop - (cx - ri)]
+        img = event_image(movie, frames, box)
         a, b = img.ravel() - img.mean(), fw.ravel().astype(np.float64) - fw.mean()
         den = np.sqrt((a @ a) * (b @ b))
         if den > 0:
@@ -212,9 +199,9 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
                 reasons[k] = f"inconsistent: the movie at its strongest frames correlates {c:.2f} with the " \
                              f"footprint < min_consistency {cfg.min_consistency}"
 
-    changed = {}   # merged footprints (windows in windowed mode); the input is not modified
     # duplicates among the survivors, strongest first
     alive = [k for k in np.argsort(-snr, kind="stable") if reasons[k] is None]
+    pairs = []
     if len(alive) > 1:
         if windowed:
             flat = _window_masks_sparse(masks[alive], det.seeds[alive], det.window_radius, shape)
@@ -223,28 +210,17 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         inter = (flat @ flat.T).toarray()
         a = areas[alive].astype(np.float32)
         frac = inter / np.maximum(np.minimum(a[:, None], a[None, :]), 1)
-        # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
-        ii, jj = np.nonzero(np.triu(frac >= cfg.merge_overlap, 1))
-        # detrend only the traces of overlapping pairs: the running median costs ~T^2/20 per trace
-        involved = np.unique(np.concatenate([ii, jj]))
-        row = np.zeros(len(alive), int)
-        row[involved] = np.arange(len(involved))
-        tr = detrend(det.traces[np.asarray(alive, int)[involved]], window=max(3, det.traces.shape[1] // 20))
-        for i, j in zip(ii, jj):   # row-major: i (the stronger) in order
-            ki, kj = alive[i], alive[j]
-            if reasons[ki] is None and reasons[kj] is None and tr[row[i]] @ tr[row[j]] >= cfg.merge_corr:
-                reasons[kj] = f"merged into {ki}"
-                wi, wj = np.ptp(det.traces[ki]), np.ptp(det.traces[kj])
-                fi = changed.get(ki, source[ki]) * wi
-                if windowed:
-                    dy, dx = (det.seeds[kj] - det.seeds[ki]).tolist()
-                    merged = _add_shifted(fi, source[kj] * wj, int(dy), int(dx))
-                else:
-                    merged = fi + source[kj] * wj
-                changed[ki] = merged / max(merged.max(), 1e-12)
+        ii, jj = np.nonzero(np.triu(frac >= cfg.merge_overlap, 1))   # row-major: the stronger first
+        pairs = [(alive[i], alive[j]) for i, j in zip(ii, jj)]
+    changed, merged_traces = merge_duplicates(movie, source, masks, pairs, det.seeds, det.window_radius, shape,
+                                              np.asarray(det.traces), reasons, cfg, windowed)
+    traces = np.asarray(det.traces).copy() if merged_traces else np.asarray(det.traces)
+    for k, tr in merged_traces.items():
+        traces[k] = tr
+    snr_final = trace_snr(traces) if K else np.zeros(0)
 
     # strongest first (trace SNR), as a user browses cells; ties keep the detection order
-    keep = sorted((k for k in range(K) if reasons[k] is None), key=lambda k: -snr[k])
+    keep = sorted((k for k in range(K) if reasons[k] is None), key=lambda k: -snr_final[k])
     rej = [k for k in range(K) if reasons[k] is not None]
     kept_src = source[keep]
     for i, k in enumerate(keep):
@@ -273,7 +249,7 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         det,
         footprints=kept_fp,
         windows=None,
-        traces=det.traces[keep],
+        traces=traces[keep],
         neuropil_traces=None if det.neuropil_traces is None else det.neuropil_traces[keep],
         seeds=None if seeds is None else seeds[keep],
         rejected_footprints=np.concatenate([prev_rej.astype(rej_fp.dtype, copy=False), rej_fp])

@@ -1,0 +1,106 @@
+"""Event images, and the duplicate check of :func:`caimg_nmf.stages.curate.curate`.
+
+A component's *event image* is the movie averaged over the frames where its trace is highest, minus
+the movie averaged over the frames where it is in its lower half: what lights up when the trace does.
+Curation uses it twice: a cell's event image must look like its footprint (consistency), and two
+overlapping components whose event images look alike are one cell, even when their traces do not
+correlate — NMF sometimes splits one soma's events between two or three components, each with a
+different part of the soma as footprint (seen on the Neurofinder recording: event images correlating
+0.79–0.94, while distinct overlapping cells of the dense synthetic scenario stay at or below 0.56).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ._local_fit import overlap_slices
+from ._merge import detrend
+
+__all__ = ["event_frames", "event_image", "merge_duplicates"]
+
+
+def event_frames(traces, top=0.05):
+    """For each trace (K, T): the sorted indices of its ``top`` fraction of frames with the highest
+    value after removing a moving average over ~10 % of the recording (slow drift), and of the lower
+    half of its frames."""
+    tr = np.asarray(traces, np.float32)
+    T = tr.shape[1]
+    hp = tr - ndi.uniform_filter1d(tr, max(3, T // 10), axis=1, mode="nearest") if T >= 30 else tr
+    n_top = min(T, max(5, int(round(top * T))))
+    out = []
+    for row in hp:
+        order = np.argsort(row, kind="stable")
+        out.append((np.sort(order[-n_top:]), np.sort(order[:T // 2])))
+    return out
+
+
+def event_image(movie, frames, box):
+    """Mean of the movie over ``frames[0]`` minus its mean over ``frames[1]``, on the pixels ``box``
+    (a pair of slices); only those frames of the box are read."""
+    high, low = frames
+    return (np.asarray(movie[high, box[0], box[1]], np.float64).mean(axis=0)
+            - np.asarray(movie[low, box[0], box[1]], np.float64).mean(axis=0))
+
+
+def _corr(a, b):
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    den = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / den) if den > 0 else 0.0
+
+
+def _pair_box(ki, kj, masks, seeds, ri, shape, windowed):
+    H, W = shape
+    if windowed:
+        lo, hi = np.minimum(seeds[ki], seeds[kj]) - ri, np.maximum(seeds[ki], seeds[kj]) + ri + 1
+    else:
+        ys, xs = np.nonzero(masks[ki] | masks[kj])
+        lo = np.array([ys.min(), xs.min()]) - 3
+        hi = np.array([ys.max(), xs.max()]) + 4
+    return slice(max(0, lo[0]), min(H, hi[0])), slice(max(0, lo[1]), min(W, hi[1]))
+
+
+def merge_duplicates(movie, source, masks, pairs, seeds, ri, shape, traces, reasons, cfg, windowed):
+    """Merge overlapping components that are one cell; the weaker into the stronger.
+
+    pairs : (ki, kj) of components whose masks overlap at least ``cfg.merge_overlap`` (of the smaller),
+        the stronger first, in the order they are to be tried.
+    A pair is one cell when its detrended traces correlate at least ``cfg.merge_corr`` or its event
+    images at least ``cfg.merge_event_similarity``. The merged footprint is the two footprints weighted
+    by their trace amplitudes (renormalised to a peak of 1); the merged trace is the least-squares fit of
+    that footprint to the light both components explained, ``(c_i <f_i, f> + c_j <f_j, f>) / <f, f>``.
+    ``reasons`` gets "merged into ki" for each merged kj. Returns ({ki: footprint}, {ki: trace}).
+    """
+    footprints, merged_traces = {}, {}
+    pairs = [(int(i), int(j)) for i, j in pairs]
+    if not pairs:
+        return footprints, merged_traces
+    involved = sorted({k for p in pairs for k in p})
+    row = {k: r for r, k in enumerate(involved)}
+    # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
+    z = detrend(traces[involved], window=max(3, traces.shape[1] // 20))
+    frames = dict(zip(involved, event_frames(traces[involved]))) if movie is not None else {}
+    for ki, kj in pairs:
+        if reasons[ki] is not None or reasons[kj] is not None:
+            continue
+        same = float(z[row[ki]] @ z[row[kj]]) >= cfg.merge_corr
+        if not same and frames and cfg.merge_event_similarity <= 1:
+            box = _pair_box(ki, kj, masks, seeds, ri, shape, windowed)
+            same = _corr(event_image(movie, frames[ki], box),
+                         event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
+        if not same:
+            continue
+        reasons[kj] = f"merged into {ki}"
+        fi, ci = footprints.get(ki, source[ki]), merged_traces.get(ki, traces[ki])
+        fj, cj = source[kj], traces[kj]
+        if windowed:   # kj's window placed in ki's (the part outside it is lost)
+            both = overlap_slices(fi.shape[0], *(int(v) for v in seeds[kj] - seeds[ki]))
+            shifted = np.zeros_like(fi)
+            if both is not None:
+                shifted[both[0]] = fj[both[1]]
+            fj = shifted
+        merged = np.ptp(ci) * fi + np.ptp(cj) * fj
+        f = merged / max(float(merged.max()), 1e-12)
+        ff = float(np.vdot(f, f)) or 1.0
+        footprints[ki] = f.astype(source.dtype, copy=False)
+        merged_traces[ki] = ((ci * float(np.vdot(fi, f)) + cj * float(np.vdot(fj, f))) / ff).astype(traces.dtype)
+    return footprints, merged_traces
