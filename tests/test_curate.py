@@ -210,3 +210,16 @@ def test_two_overlapping_cells_with_their_own_events_stay_two():
     # the check can fail: with no similarity required, the pair would be merged
     merged = curate(det, truth.movie, dataclasses.replace(cfg, merge_event_similarity=-1.0))
     assert merged.n_cells == 1 and merged.rejected_reasons == ["merged into 0"]
+
+
+def test_event_checks_see_the_same_pixels_for_windows_and_dense_footprints(easy_movie):
+    # a borderline component must not be kept in one storage mode and rejected or merged in the other
+    from caimg_nmf.stages.curate import event_consistency
+    cfg = Config()
+    dense = find_cells(easy_movie.movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0)
+    win = find_cells(easy_movie.movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0, dense=False)
+    ri = win.window_radius
+    a = event_consistency(easy_movie.movie, dense.footprints, None, ri, dense.traces, pad=4)
+    b = event_consistency(easy_movie.movie, win.windows, win.seeds, ri, win.traces, pad=4)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert np.all(a > 0.8)

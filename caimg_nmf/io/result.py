@@ -184,11 +184,12 @@ def _write_extra(fh, name, value):
         arr = arr.astype(np.float32)
     opts = dict(compression="gzip", compression_opts=4, shuffle=True) if arr.ndim >= 2 and arr.size > 4096 else {}
     if arr.dtype == np.float16 and arr.ndim >= 1 and len(arr):
-        # MATLAB's h5read and many HDF5 tools have no half type: float32 on disk, written a slice at
-        # a time so that no float32 copy of the whole array is made (rejected footprints of big fields)
+        # MATLAB's h5read and many HDF5 tools have no half type: float32 on disk, written in blocks
+        # of rows so that no float32 copy of the whole array is made (rejected footprints of big fields)
         ds = fh.create_dataset(name, shape=arr.shape, dtype=np.float32, **opts)
-        for i in range(len(arr)):
-            ds[i] = arr[i].astype(np.float32)
+        rows = max(1, (64 << 20) // max(1, 4 * arr[0].size))   # blocks of ~64 MB in float32
+        for i in range(0, len(arr), rows):
+            ds[i:i + rows] = arr[i:i + rows].astype(np.float32)
         return
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from ._local_fit import overlap_slices
 from ._merge import detrend
 
-__all__ = ["event_frames", "event_image", "merge_duplicates"]
+__all__ = ["event_frames", "event_image", "footprint_box", "merge_duplicates"]
 
 
 def event_frames(traces, top=0.05):
@@ -48,18 +48,35 @@ def _corr(a, b):
     return float(a @ b / den) if den > 0 else 0.0
 
 
-def _pair_box(ki, kj, masks, seeds, ri, shape, windowed):
+def footprint_box(f, centre, ri, shape, pad):
+    """``(box, footprint on box)``: the bounding box, in frame coordinates, of the footprint's nonzero
+    pixels plus ``pad``, clipped to the frame. ``f`` is a dense (H, W) footprint (``centre`` None) or a
+    (2 ri + 1)^2 window centred at ``centre``; both give the same box, so curation does not depend on
+    how the detection stored its footprints. None for an all-zero footprint."""
     H, W = shape
-    if windowed:
-        lo, hi = np.minimum(seeds[ki], seeds[kj]) - ri, np.maximum(seeds[ki], seeds[kj]) + ri + 1
-    else:
-        ys, xs = np.nonzero(masks[ki] | masks[kj])
-        lo = np.array([ys.min(), xs.min()]) - 3
-        hi = np.array([ys.max(), xs.max()]) + 4
-    return slice(max(0, lo[0]), min(H, hi[0])), slice(max(0, lo[1]), min(W, hi[1]))
+    ys, xs = np.nonzero(f)
+    if ys.size == 0:
+        return None
+    if centre is not None:
+        ys, xs = ys + int(centre[0]) - ri, xs + int(centre[1]) - ri
+    y0, y1 = max(0, ys.min() - pad), min(H, ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(W, xs.max() + pad + 1)
+    box = (slice(y0, y1), slice(x0, x1))
+    if centre is None:
+        return box, f[box]
+    fw = np.zeros((y1 - y0, x1 - x0), f.dtype)
+    wy0, wx0 = int(centre[0]) - ri, int(centre[1]) - ri
+    r0, r1 = max(y0, wy0), min(y1, wy0 + f.shape[0])
+    c0, c1 = max(x0, wx0), min(x1, wx0 + f.shape[1])
+    fw[r0 - y0:r1 - y0, c0 - x0:c1 - x0] = f[r0 - wy0:r1 - wy0, c0 - wx0:c1 - wx0]
+    return box, fw
 
 
-def merge_duplicates(movie, source, masks, pairs, seeds, ri, shape, traces, reasons, cfg, windowed):
+def _union(a, b):
+    return tuple(slice(min(p.start, q.start), max(p.stop, q.stop)) for p, q in zip(a, b))
+
+
+def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cfg, windowed, pad):
     """Merge overlapping components that are one cell; the weaker into the stronger.
 
     pairs : (ki, kj) of components whose masks overlap at least ``cfg.merge_overlap`` (of the smaller),
@@ -68,7 +85,9 @@ def merge_duplicates(movie, source, masks, pairs, seeds, ri, shape, traces, reas
     images at least ``cfg.merge_event_similarity``. The merged footprint is the two footprints weighted
     by their trace amplitudes (renormalised to a peak of 1); the merged trace is the least-squares fit of
     that footprint to the light both components explained, ``(c_i <f_i, f> + c_j <f_j, f>) / <f, f>``.
-    ``reasons`` gets "merged into ki" for each merged kj. Returns ({ki: footprint}, {ki: trace}).
+    Event images are compared on the union of the two footprints' boxes (:func:`footprint_box`, plus
+    ``pad`` pixels). ``reasons`` gets "merged into ki" for each merged kj. Returns ({ki: footprint},
+    {ki: trace}).
     """
     footprints, merged_traces = {}, {}
     pairs = [(int(i), int(j)) for i, j in pairs]
@@ -84,9 +103,11 @@ def merge_duplicates(movie, source, masks, pairs, seeds, ri, shape, traces, reas
             continue
         same = float(z[row[ki]] @ z[row[kj]]) >= cfg.merge_corr
         if not same and frames and cfg.merge_event_similarity <= 1:
-            box = _pair_box(ki, kj, masks, seeds, ri, shape, windowed)
-            same = _corr(event_image(movie, frames[ki], box),
-                         event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
+            boxes = [footprint_box(source[k], seeds[k] if windowed else None, ri, shape, pad) for k in (ki, kj)]
+            if boxes[0] is not None and boxes[1] is not None:
+                box = _union(boxes[0][0], boxes[1][0])
+                same = _corr(event_image(movie, frames[ki], box),
+                             event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
         if not same:
             continue
         reasons[kj] = f"merged into {ki}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -208,12 +209,33 @@ def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_tr
     return y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf
 
 
-_SHARED: dict = {}   # the arrays of the fit in progress, inherited by forked tile workers (not copied)
+_WORKER: dict = {}   # in a tile worker: the arrays of its pool's fit, inherited through fork (not copied)
+
+
+def _start_tile_worker(args, settings):
+    """Initializer of a forked tile worker: the fit's arrays come with the fork (initargs are not
+    pickled by the fork start method), so each pool has its own even when threads fit at once; the
+    worker asks Linux to end it when its parent dies (killed by the OOM killer, say)."""
+    _WORKER.update(args=args, settings=settings)
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort: without it an orphan ends when its pipe closes
+        pass
 
 
 def _tile_in_worker(origin):
     with threadpool_limits(1, user_api="blas"):
-        return _solve_tile(*_SHARED["args"], origin, *_SHARED["settings"])
+        return _solve_tile(*_WORKER["args"], origin, *_WORKER["settings"])
+
+
+def _use_processes(n_jobs) -> bool:
+    # fork shares the movie without copying it; only on Linux (on macOS forking after system
+    # libraries start threads can crash the child). A daemonic process (a dask worker, say) may not
+    # start processes: it fits the tiles itself.
+    return (n_jobs > 1 and sys.platform.startswith("linux")
+            and not multiprocessing.current_process().daemon)
 
 
 def _map_tiles(args, settings, origins, n_jobs):
@@ -222,18 +244,18 @@ def _map_tiles(args, settings, origins, n_jobs):
     movie; the result does not depend on ``n_jobs``. Each fit uses single-threaded BLAS: on these
     small products it is faster than two BLAS threads (2.8 s vs 3.8 s for 500 cells, 2 cores)."""
     n_jobs = min(int(n_jobs), len(origins))
-    # a daemonic process (a dask worker, say) may not start processes: it fits the tiles itself
-    if (n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods()
-            and not multiprocessing.current_process().daemon):
-        _SHARED.update(args=args, settings=settings)
+    if _use_processes(n_jobs):
+        pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_tile_worker, initargs=(args, settings))
+        finished = False
         try:
-            pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
-            try:
-                yield from pool.map(_tile_in_worker, origins)
-            finally:   # interrupted (Ctrl-C, SIGTERM): the tiles not started yet are dropped
-                pool.shutdown(wait=True, cancel_futures=True)
+            yield from pool.map(_tile_in_worker, origins)
+            finished = True
         finally:
-            _SHARED.clear()
+            if not finished:   # interrupted or failed: stop the running tiles instead of waiting for them
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
         return
     with threadpool_limits(1, user_api="blas"):
         for origin in origins:
@@ -264,7 +286,8 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
 
     args = (X, Xb, centres, init, ri, py, px, disc)
     settings = (ts, n_iter, n_trace_iter, b)
-    for (ty, tx), (y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf) in zip(origins, _map_tiles(args, settings, origins, n_jobs)):
+    # the tiles' generator first: zip then runs it to its end (its pool is shut down there)
+    for (y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf), (ty, tx) in zip(_map_tiles(args, settings, origins, n_jobs), origins):
         nc = len(idx)
         for j, k in enumerate(idx):
             sy, sx = int(centres[k, 0]), int(centres[k, 1])

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._duplicates import event_frames, event_image, merge_duplicates
+from ._duplicates import event_frames, event_image, footprint_box, merge_duplicates
 from ._local_fit import windows_to_dense
 from .detect import Detection
 from .rois import masks_from_footprints
@@ -105,31 +105,23 @@ def concentration(footprints: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return inside / np.maximum(total, 1e-30)
 
 
-def event_consistency(movie, footprints, centres, ri, traces, *, frame_rate=None, top=0.05) -> np.ndarray:
+def event_consistency(movie, footprints, centres, ri, traces, *, pad, top=0.05) -> np.ndarray:
     """Correlation, over each component's window, between its footprint and its event image.
 
     footprints : (K, w, w) windows (w = 2 ri + 1) centred at ``centres`` (K, 2), or (K, H, W) with
-        ``centres=None`` (the window is then the footprint's bounding box plus ``ri`` pixels).
+        ``centres=None``. The correlation is taken over the footprint's bounding box plus ``pad`` pixels
+        (the same pixels in both cases).
     The event image is the movie averaged over the ``top`` fraction of frames where the trace (minus
     its moving average over ~10 % of the recording) is highest, minus the average over the frames
     where it is in its lower half. Only these frames of the window are read. Returns (K,) float;
     NaN where the trace or the footprint is constant.
     """
-    T, H, W = np.shape(movie)
     out = np.full(len(traces), np.nan)
     for k, frames in enumerate(event_frames(traces, top)):
-        f = footprints[k]
-        if centres is None:
-            ys, xs = np.nonzero(f > 0)
-            if ys.size == 0:
-                continue
-            box = (slice(max(0, ys.min() - ri), min(H, ys.max() + ri + 1)),
-                   slice(max(0, xs.min() - ri), min(W, xs.max() + ri + 1)))
-            fw = f[box]
-        else:
-            cy, cx = int(centres[k, 0]), int(centres[k, 1])
-            box = (slice(max(0, cy - ri), min(H, cy + ri + 1)), slice(max(0, cx - ri), min(W, cx + ri + 1)))
-            fw = f[box[0].start - (cy - ri):box[0].stop - (cy - ri), box[1].start - (cx - ri):box[1].stop - (cx - ri)]
+        found = footprint_box(footprints[k], None if centres is None else centres[k], ri, np.shape(movie)[1:], pad)
+        if found is None:
+            continue
+        box, fw = found
         img = event_image(movie, frames, box)
         a, b = img.ravel() - img.mean(), fw.ravel().astype(np.float64) - fw.mean()
         den = np.sqrt((a @ a) * (b @ b))
@@ -162,6 +154,7 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
                          f"{shape}; curate needs the movie the cells were found in.") from None
     d = float(det.cell_diameter) if det.cell_diameter else 10.0
     disc = np.pi * (d / 2) ** 2
+    pad = int(np.ceil(d / 2))   # event images: the footprint's box and half a cell around it
     source = det.windows if windowed else det.footprints
     if rois is None:
         from ..config import RoisConfig
@@ -192,8 +185,8 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
     check = [k for k in range(K) if reasons[k] is None]
     if movie is not None and cfg.min_consistency > -1 and check:
         centres = det.seeds[check] if windowed else None
-        ri = det.window_radius if windowed else int(np.ceil(d / 2))
-        consistency = event_consistency(movie, source[check], centres, ri, det.traces[check])
+        consistency = event_consistency(movie, source[check], centres, det.window_radius, det.traces[check],
+                                        pad=pad)
         for k, c in zip(check, consistency):
             if not c >= cfg.min_consistency:
                 reasons[k] = f"inconsistent: the movie at its strongest frames correlates {c:.2f} with the " \
@@ -212,8 +205,8 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         frac = inter / np.maximum(np.minimum(a[:, None], a[None, :]), 1)
         ii, jj = np.nonzero(np.triu(frac >= cfg.merge_overlap, 1))   # row-major: the stronger first
         pairs = [(alive[i], alive[j]) for i, j in zip(ii, jj)]
-    changed, merged_traces = merge_duplicates(movie, source, masks, pairs, det.seeds, det.window_radius, shape,
-                                              np.asarray(det.traces), reasons, cfg, windowed)
+    changed, merged_traces = merge_duplicates(movie, source, pairs, det.seeds, det.window_radius, shape,
+                                              np.asarray(det.traces), reasons, cfg, windowed, pad)
     traces = np.asarray(det.traces).copy() if merged_traces else np.asarray(det.traces)
     for k, tr in merged_traces.items():
         traces[k] = tr
