@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from ._local_fit import overlap_slices
 from ._merge import detrend
 
-__all__ = ["event_frames", "event_image", "footprint_box", "merge_duplicates"]
+__all__ = ["event_frames", "event_image", "footprint_box", "merge_duplicates", "pixel_correlation"]
 
 
 def event_frames(traces, top=0.05):
@@ -42,10 +42,13 @@ def event_image(movie, frames, box):
             - np.asarray(movie[low, box[0], box[1]], np.float64).mean(axis=0))
 
 
-def _corr(a, b):
-    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+def pixel_correlation(a, b) -> float:
+    """Pearson correlation of two images over their pixels; NaN when either is constant."""
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
     den = np.sqrt((a @ a) * (b @ b))
-    return float(a @ b / den) if den > 0 else 0.0
+    return float(a @ b / den) if den > 0 else float("nan")
 
 
 def footprint_box(f, centre, ri, shape, pad):
@@ -106,8 +109,8 @@ def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cf
             boxes = [footprint_box(source[k], seeds[k] if windowed else None, ri, shape, pad) for k in (ki, kj)]
             if boxes[0] is not None and boxes[1] is not None:
                 box = _union(boxes[0][0], boxes[1][0])
-                same = _corr(event_image(movie, frames[ki], box),
-                             event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
+                same = pixel_correlation(event_image(movie, frames[ki], box),
+                                         event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
         if not same:
             continue
         reasons[kj] = f"merged into {ki}"

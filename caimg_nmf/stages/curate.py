@@ -12,7 +12,7 @@ smoothed footprint >= ``threshold`` x peak, the connected region holding the pea
    (successive-difference MAD), at least ``min_snr``;
 5. consistency: the movie averaged over the component's strongest frames (the top 5 % of its
    trace, slow drift removed) minus its average over its weakest half correlates with the footprint
-   (pixels of its window) at least ``min_consistency``: what lights up when the trace is high must
+   (over the footprint's bounding box and half a cell around it) at least ``min_consistency``: what lights up when the trace is high must
    look like the footprint. A blob fitted over parts of several cells, whose trace follows none of
    them, fails this (CaImAn calls the same check the space correlation, its "r value");
 6. duplicates: when the smaller of two masks lies ``merge_overlap`` inside the other and their
@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._duplicates import event_frames, event_image, footprint_box, merge_duplicates
+from ._duplicates import event_frames, event_image, footprint_box, merge_duplicates, pixel_correlation
 from ._local_fit import windows_to_dense
 from .detect import Detection
 from .rois import masks_from_footprints
@@ -106,14 +106,14 @@ def concentration(footprints: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def event_consistency(movie, footprints, centres, ri, traces, *, pad, top=0.05) -> np.ndarray:
-    """Correlation, over each component's window, between its footprint and its event image.
+    """Correlation, over each footprint's box plus ``pad`` pixels, between the footprint and its event image.
 
     footprints : (K, w, w) windows (w = 2 ri + 1) centred at ``centres`` (K, 2), or (K, H, W) with
         ``centres=None``. The correlation is taken over the footprint's bounding box plus ``pad`` pixels
         (the same pixels in both cases).
     The event image is the movie averaged over the ``top`` fraction of frames where the trace (minus
     its moving average over ~10 % of the recording) is highest, minus the average over the frames
-    where it is in its lower half. Only these frames of the window are read. Returns (K,) float;
+    where it is in its lower half. Only these frames of the box are read. Returns (K,) float;
     NaN where the trace or the footprint is constant.
     """
     out = np.full(len(traces), np.nan)
@@ -122,11 +122,7 @@ def event_consistency(movie, footprints, centres, ri, traces, *, pad, top=0.05) 
         if found is None:
             continue
         box, fw = found
-        img = event_image(movie, frames, box)
-        a, b = img.ravel() - img.mean(), fw.ravel().astype(np.float64) - fw.mean()
-        den = np.sqrt((a @ a) * (b @ b))
-        if den > 0:
-            out[k] = (a @ b) / den
+        out[k] = pixel_correlation(event_image(movie, frames, box), fw)
     return out
 
 
