@@ -194,6 +194,9 @@ class DetectConfig:
     summary_rate: float = _key(4.0, "Frames are averaged in groups to about this rate (Hz) for the summary "
                                "images and the footprint fit; traces are then fitted at the full rate.",
                                min=0.0, min_exclusive=True)
+    max_binned_frames: int = _key(5000, "At most this many time-binned frames: a longer recording is binned more "
+                                  "(the binned movie is held in memory, twice; 5000 of 512 x 512 take 10 GB). "
+                                  "0 = no limit.", min=0)
     baseline_percentile: float = _key(10.0, "Percentile over time of each (time-binned) pixel used as its "
                                       "resting level when computing the correlation and peak-to-noise images.",
                                       min=0.0, max=100.0)

@@ -40,9 +40,10 @@ def estimate_run_memory(frames_shape, rank: int) -> int:
 
 
 def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, summary_rate=4.0, *,
-                          n_jobs=1, tile_size=96) -> int:
+                          n_jobs=1, tile_size=96, max_binned_frames=5000) -> int:
     """Peak bytes of a run with factorize.method = "local" (footprints kept in windows until curation):
-    the float32 frames; the time-binned movie and one working copy of it (summary images, residual);
+    the float32 frames; the time-binned movie (at most ``max_binned_frames``, detect.time_bin) and one
+    working copy of it (summary images, residual);
     the dense float32 footprints and 1-byte masks of the kept cells, float16 footprints of the
     rejected ones (K ~ 0.2 pixels / diameter^2 of each, as measured on a dense cortical field), and the
     float32 background tents; ~64 MB of working space; and for each of the ``n_jobs`` tile workers
@@ -51,10 +52,11 @@ def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, sum
     workers): machine memory in use 1.8 GB more during the run (0.3 GB uint16 input loaded before), this
     estimate 2.9 GB."""
     from .stages._local_fit import TRACE_CHUNK_BYTES
+    from .stages.detect import time_bin
     T, H, W = frames_shape
     P = H * W
     d = float(cell_diameter) if cell_diameter else 8.0
-    b = max(1, int(round(frame_rate / summary_rate)))
+    b = time_bin(T, frame_rate, summary_rate, max_binned_frames)
     binned = (T // b) * P * 4
     K = 0.2 * P / (d * d)
     B = (H / (3 * d) + 2) * (W / (3 * d) + 2)

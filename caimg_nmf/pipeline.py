@@ -75,7 +75,8 @@ def _stage_prepare(state: RunState) -> None:
         diameter = cfg.input.cell_diameter and cfg.input.cell_diameter / cfg.preprocess.spatial_bin
         need = estimate_local_memory(shape, diameter, cfg.input.frame_rate / cfg.preprocess.temporal_bin,
                                      cfg.detect.summary_rate, n_jobs=resolve_n_jobs(cfg.detect.n_jobs),
-                                     tile_size=cfg.detect.tile_size)
+                                     tile_size=cfg.detect.tile_size,
+                                     max_binned_frames=cfg.detect.max_binned_frames)
     free = available_memory()
     out = None
     if need > 0.8 * free:

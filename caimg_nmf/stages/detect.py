@@ -12,7 +12,7 @@ Model (raw fluorescence, no baseline subtracted)::
   the neuropil, the diffuse background and bleaching. Being smooth, they cannot take over a
   cell-sized blob, which is what keeps the factorization from finding background instead of cells.
 
-Steps: (1) average frames to about ``summary_rate`` Hz; (2) high-pass each frame (minus a wide box
+Steps: (1) average frames to about ``summary_rate`` Hz (at most ``max_binned_frames`` of them); (2) high-pass each frame (minus a wide box
 blur), compute the local correlation image and the peak-to-noise image; (3) seeds = local maxima
 of the correlation image, at least ``seed_separation`` diameters apart, above ``min_corr`` and
 ``min_pnr``;
@@ -36,7 +36,7 @@ from ..errors import InputError
 from ._local_fit import fit_cells, residual, resolve_n_jobs, squared_radius, tents, windows_to_dense
 from ._merge import merge_groups, merged_windows, rim_fraction
 
-__all__ = ["Detection", "find_cells", "estimate_cell_diameter", "summary_images", "bin_time"]
+__all__ = ["Detection", "find_cells", "estimate_cell_diameter", "summary_images", "bin_time", "time_bin"]
 
 
 @dataclass
@@ -82,6 +82,16 @@ def _check_movie(movie) -> np.ndarray:
         raise InputError("the movie contains NaN or infinite values; fill or crop them before "
                          "finding cells.") from None
     return arr
+
+
+def time_bin(n_frames: int, frame_rate: float, summary_rate: float, max_binned_frames: int = 0) -> int:
+    """Frames averaged into one for the summary images and the footprint fit: to about
+    ``summary_rate`` Hz, more when that would give over ``max_binned_frames`` binned frames (0: no
+    limit; the binned movie is held in memory), but never fewer than 10 binned frames."""
+    b = max(1, int(round(frame_rate / summary_rate)))
+    if max_binned_frames:
+        b = max(b, -(-int(n_frames) // int(max_binned_frames)))
+    return min(b, max(1, int(n_frames) // 10))
 
 
 def bin_time(X: np.ndarray, b: int) -> np.ndarray:
@@ -205,7 +215,7 @@ def estimate_cell_diameter(movie, cfg, *, frame_rate, guess: float = 10.0) -> fl
     it gives 9.2 px inside the pipeline (after motion correction) and 7.7 px on the raw movie
     (annotated somata ~9 px)."""
     X = _check_movie(movie)
-    b = min(max(1, int(round(frame_rate / cfg.summary_rate))), max(1, X.shape[0] // 10))
+    b = time_bin(X.shape[0], frame_rate, cfg.summary_rate, cfg.max_binned_frames)
     return _estimate_diameter(X, bin_time(X, b), cfg, b, float(guess))
 
 
@@ -301,8 +311,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     T, H, W = X.shape
     if not (frame_rate and frame_rate > 0):
         raise InputError(f"frame_rate must be a positive number of frames per second, got {frame_rate!r}.") from None
-    b = max(1, int(round(frame_rate / cfg.summary_rate)))
-    b = min(b, max(1, T // 10))
+    b = time_bin(T, frame_rate, cfg.summary_rate, cfg.max_binned_frames)
     Xb = bin_time(X, b)
     timings["bin"] = time.perf_counter() - t0
 
