@@ -227,6 +227,9 @@ class DetectConfig:
     max_rim: float = _key(0.15, "Components whose mask covers more than this fraction of the outer ring of their "
                           "window (radius window_radius diameters) are spread-out background, not cells: "
                           "dropped before the last fit.", min=0.0, max=1.0)
+    split_blobs: bool = _key(True, "Before the last fit, split a component whose footprint (the ROI rule: 0.3 x "
+                             "peak after a 0.7 px blur) has two or more separate regions of at least half a "
+                             "cell disc into one component per region, each then fitted with its own trace.")
     merge_corr: float = _key(0.7, "Components whose masks touch and whose detrended traces correlate at least "
                              "this much are pieces of one cell: they are merged and refitted (1 = never).",
                              min=0.0, max=1.0)

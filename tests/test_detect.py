@@ -174,3 +174,60 @@ def test_memory_estimate_follows_the_binned_frame_limit():
     # 15000 binned frames (7 Hz / 2) against 5000, held twice (and a tile of them per worker)
     two_copies = 2 * 10000 * 512 * 512 * 4
     assert two_copies < uncapped - capped < 1.2 * two_copies
+
+
+def _blob(shape, cy, cx, sigma):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+
+
+def test_split_blobs_gives_each_cell_sized_blob_its_own_window():
+    from caimg_nmf.stages._split import split_blobs
+    ri = 8
+    two = _blob((17, 17), 8, 3, 1.8) + _blob((17, 17), 8, 13, 1.8)
+    satellite = _blob((17, 17), 8, 8, 2.2) + 0.6 * _blob((17, 17), 2, 8, 0.6)   # a cell and a speck
+    win = np.stack([satellite, two])
+    centres, windows, n_split = split_blobs(win, np.array([[40, 40], [20, 30]]), ri, min_area=20)
+    assert n_split == 1 and len(centres) == 3
+    assert centres[0].tolist() == [40, 40]
+    np.testing.assert_array_equal(windows[0], satellite)                 # unsplit: unchanged, first
+    assert sorted(map(tuple, centres[1:].tolist())) == [(20, 25), (20, 35)]   # each blob's peak
+    for w in windows[1:]:
+        assert w.max() == pytest.approx(1.0)
+        assert np.unravel_index(np.argmax(w), w.shape) == (ri, ri)       # re-centred on its blob
+        assert (w > 0.3)[:, :4].sum() == 0 and (w > 0.3)[:, -4:].sum() == 0   # the other blob is gone
+
+
+def test_component_over_two_cells_is_split_into_two_with_their_own_traces(monkeypatch):
+    """One seed between two cells (a missed seed) in a window of 1.5 diameters: its component covers
+    both and, reaching the rim of its window, used to be dropped; split, each cell gets its own
+    footprint and trace."""
+    import caimg_nmf.stages.detect as detect
+    rng = np.random.default_rng(0)
+    T, shape = 400, (48, 48)
+
+    def calcium():
+        c = np.zeros(T, np.float32)
+        spikes = rng.random(T) < 0.03
+        for t in range(T):
+            c[t] = (0.85 * c[t - 1] if t else 0) + spikes[t]
+        return c
+
+    shared = calcium()
+    traces = [calcium() + shared, calcium() + shared]          # correlated, not equal (r ~ 0.5)
+    cells = [_blob(shape, 24, 18, 2.2), _blob(shape, 24, 30, 2.2)]
+    movie = (1.0 + 2 * sum(f[None] * c[:, None, None] for f, c in zip(cells, traces))
+             + rng.normal(0, 0.1, (T,) + shape)).astype(np.float32)
+    monkeypatch.setattr(detect, "find_seeds", lambda *a, **k: np.array([[24, 24]]))
+    found = {}
+    for split in (False, True):
+        cfg = Config().replace({"detect.split_blobs": split, "detect.reseed_passes": 0, "detect.window_radius": 1.5})
+        found[split] = detect.find_cells(movie, cfg.detect, cell_diameter=8.0, frame_rate=10.0)
+    assert found[False].n_cells < 2
+    det = found[True]
+    assert det.n_cells == 2 and det.info["n_split"] == 1
+    centroids = masks_from_footprints(det.footprints, 0.3, smooth=0.7).centroids
+    order = np.argsort(centroids[:, 1])
+    np.testing.assert_allclose(centroids[order], [[24, 18], [24, 30]], atol=0.5)
+    for k, truth in zip(order, traces):
+        assert np.corrcoef(det.traces[k], truth)[0, 1] >= 0.98
