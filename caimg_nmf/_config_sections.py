@@ -265,9 +265,16 @@ class CurateConfig:
 @dataclass(frozen=True)
 class SpikesConfig:
     section: ClassVar[str] = "spikes"
-    enabled: bool = _key(True, "Infer spikes from the traces (AR(1) nonnegative deconvolution).")
+    enabled: bool = _key(True, "Infer spikes from the traces (nonnegative deconvolution).")
+    order: int = _key(1, "Calcium model: 1 = AR(1), a jump and an exponential decay (OASIS, exact); 2 = AR(2), "
+                      "a rise and a decay, for frame rates at which the indicator's rise spans frames "
+                      "(GCaMP6 at ~30 Hz).", choices=(1, 2))
     decay_time_s: float = _key(0.0, "Decay time constant of the indicator in seconds; 0 estimates it per cell "
                                "from the trace's autocorrelation (GCaMP6s ~1.0, GCaMP6f ~0.4).", min=0.0)
+    rise_time_s: float = _key(0.0, "order = 2: rise time constant in seconds (GCaMP6f ~0.05, GCaMP6s ~0.1). "
+                              "Used with decay_time_s when both are set; otherwise both are estimated per "
+                              "cell from the trace's autocovariance (the AR(1) model where that gives no "
+                              "rise).", min=0.0)
     min_spike: float = _key(2.5, "Smallest spike kept, in noise standard deviations of the trace.", min=0.0)
     baseline_percentile: float = _key(20.0, "Percentile of the trace used as its baseline before "
                                       "deconvolution.", min=0.0, max=100.0)

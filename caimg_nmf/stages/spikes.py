@@ -1,4 +1,5 @@
-"""Spike inference: nonnegative deconvolution of each trace with an AR(1) calcium model.
+"""Spike inference: nonnegative deconvolution of each trace with an AR(1) calcium model (or, with
+``spikes.order = 2``, an AR(2) model with a rise: :mod:`caimg_nmf.stages._spikes_ar2`).
 
 Model: ``c_t = g c_{t-1} + s_t`` with ``s_t >= 0`` (each spike adds to the calcium, which decays by
 ``g = exp(-1 / (decay_time_s x frame_rate))`` per frame), and the trace is ``y_t = b + c_t + noise``.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ._spikes_ar2 import ar2_from_time_constants, deconvolve_ar2, estimate_ar2
 
 __all__ = ["infer_spikes", "oasis_ar1", "estimate_decay"]
 
@@ -64,7 +66,8 @@ def infer_spikes(traces, cfg, frame_rate: float):
     """Spikes and denoised traces for every row of ``traces`` (K, T).
 
     Returns ``(spikes, denoised)``, both (K, T) float32 in the traces' units: ``spikes`` is the
-    jump in fluorescence at each spike (0 elsewhere), ``denoised`` = baseline + fitted calcium.
+    jump in fluorescence at each spike (0 elsewhere; for AR(2) the peak of its transient),
+    ``denoised`` = baseline + fitted calcium.
     """
     tr = np.asarray(traces, np.float32)
     if tr.ndim != 2:
@@ -77,14 +80,20 @@ def infer_spikes(traces, cfg, frame_rate: float):
     if T < 3:
         return spikes, tr.copy()
     fixed_g = np.exp(-1.0 / (cfg.decay_time_s * frame_rate)) if cfg.decay_time_s > 0 else None
+    fixed_ar2 = (ar2_from_time_constants(cfg.decay_time_s, cfg.rise_time_s, frame_rate)
+                 if cfg.order == 2 and cfg.decay_time_s > 0 and cfg.rise_time_s > 0 else None)
     for k in range(K):
         y = tr[k].astype(np.float64)
         if not np.isfinite(y).all():
             raise InputError(f"trace {k} contains NaN or infinite values.") from None
         base = np.percentile(y, cfg.baseline_percentile)
         noise = np.median(np.abs(np.diff(y))) / (0.6745 * np.sqrt(2))
-        g = fixed_g if fixed_g is not None else estimate_decay(y)
-        c, s = oasis_ar1(y - base, g, cfg.min_spike * noise)
+        ar2 = (fixed_ar2 or estimate_ar2(y)) if cfg.order == 2 else None
+        if ar2 is not None:
+            c, s = deconvolve_ar2(y - base, *ar2, cfg.min_spike * noise)
+        else:
+            g = fixed_g if fixed_g is not None else estimate_decay(y)
+            c, s = oasis_ar1(y - base, g, cfg.min_spike * noise)
         spikes[k] = s
         denoised[k] = c + base
     return spikes, denoised
