@@ -27,7 +27,6 @@ components) footprints over the whole frame, which for 512 x 512 pixels and ~800
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -38,6 +37,7 @@ from ..errors import InputError
 from ._local_fit import fit_cells, residual, resolve_n_jobs, squared_radius, tents, windows_to_dense
 from ._merge import merge_groups, merged_windows, rim_fraction
 from ._split import split_blobs
+from ._summary import find_seeds, summary_images
 
 __all__ = ["Detection", "find_cells", "estimate_cell_diameter", "summary_images", "bin_time", "time_bin"]
 
@@ -109,107 +109,6 @@ def bin_time(X: np.ndarray, b: int) -> np.ndarray:
     return out
 
 
-def _box_blur(Y: np.ndarray, size: int) -> np.ndarray:
-    """Two passes of a box filter over the last two axes (close to a Gaussian, cost independent of size)."""
-    out = Y
-    for ax in (-2, -1):
-        out = ndi.uniform_filter1d(out, size, axis=ax, mode="reflect")
-        out = ndi.uniform_filter1d(out, size, axis=ax, mode="reflect")
-    return out
-
-
-def _noise_std(Y: np.ndarray) -> np.ndarray:
-    """Per-pixel noise from successive differences (robust: median absolute deviation)."""
-    d = np.abs(np.diff(Y, axis=0))
-    return (np.median(d, axis=0) / (0.6745 * np.sqrt(2))).astype(np.float32) + 1e-6
-
-
-def _local_corr(Z: np.ndarray) -> np.ndarray:
-    """Mean correlation of each pixel's trace with its 8 neighbours. Z is modified (standardised)."""
-    T, H, W = Z.shape
-    band = max(1, (1 << 22) // max(1, T * W))
-    for r0 in range(0, H, band):   # in bands of rows: no movie-sized temporaries
-        z = Z[:, r0:r0 + band]
-        z -= z.mean(axis=0)
-        z /= np.sqrt((z * z).mean(axis=0)) + 1e-9
-    acc = np.zeros((H, W), np.float32)
-    cnt = np.zeros((H, W), np.float32)
-    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        ya, yb = slice(0, H - dy), slice(dy, H)
-        xa, xb = (slice(0, W - dx), slice(dx, W)) if dx >= 0 else (slice(-dx, W), slice(0, W + dx))
-        c = np.einsum("tij,tij->ij", Z[:, ya, xa], Z[:, yb, xb]) / T
-        acc[ya, xa] += c
-        cnt[ya, xa] += 1
-        acc[yb, xb] += c
-        cnt[yb, xb] += 1
-    return acc / np.maximum(cnt, 1)
-
-
-def _in_threads(fn, items, n_jobs):
-    """Run ``fn`` on each item, in ``n_jobs`` threads (scipy.ndimage filters and numpy reductions
-    release the GIL); ``fn`` writes its own slice of an output, so the order does not matter."""
-    if n_jobs <= 1 or len(items) <= 1:
-        for item in items:
-            fn(item)
-        return
-    with ThreadPoolExecutor(n_jobs) as pool:
-        for _ in pool.map(fn, items):
-            pass
-
-
-def _highpass_frames(Xb, f0, diameter, chunk=64, n_jobs=1):
-    """(Xb - f0), each frame minus its wide box blur (~2.5 diameters), then smoothed over ~half a
-    diameter; computed in chunks of frames so that only one movie-sized array is allocated."""
-    Y = np.empty(Xb.shape, np.float32)
-    wide = max(3, int(round(2.5 * diameter)) | 1)
-    sm = max(1, int(round(diameter / 2)) | 1)
-
-    def one(t0):
-        y = Xb[t0:t0 + chunk] - f0
-        y -= _box_blur(y, wide)
-        Y[t0:t0 + chunk] = _box_blur(y, sm) if sm > 1 else y
-
-    _in_threads(one, list(range(0, Xb.shape[0], chunk)), n_jobs)
-    return Y
-
-
-def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float = 10.0, n_jobs: int = 1):
-    """Correlation and peak-to-noise images of a time-binned raw movie.
-
-    Each pixel's resting level (a low percentile over time) is subtracted; each frame is high-passed
-    (minus a wide box blur, about 2.5 diameters) so that neuropil and diffuse background do not make
-    every pixel correlated, then smoothed over about half a diameter (cells are blobs; noise is not).
-    Returns ``(corr, pnr, valid)``; ``valid`` is False where the mean image is dark padding (e.g.
-    left by motion correction) and near it. Works in bands of rows / chunks of frames (``n_jobs``
-    threads): besides ``Xb`` it allocates one array of its size.
-    """
-    T, H, W = Xb.shape
-    step = max(1, T // 150)
-    f0 = np.empty((H, W), np.float32)
-    mean_image = np.empty((H, W), np.float32)
-    band = max(1, (1 << 22) // max(1, T * W))
-    bands = list(range(0, H, band))
-
-    def levels(r0):
-        f0[r0:r0 + band] = np.percentile(Xb[::step, r0:r0 + band], baseline_percentile, axis=0)
-        mean_image[r0:r0 + band] = Xb[:, r0:r0 + band].mean(axis=0)
-
-    _in_threads(levels, bands, n_jobs)
-    Y = _highpass_frames(Xb, f0, diameter, n_jobs=n_jobs)
-    pnr = np.empty((H, W), np.float32)
-
-    def peak_to_noise(r0, Y=Y):
-        ys = ndi.uniform_filter1d(Y[:, r0:r0 + band], 2, axis=0)
-        pnr[r0:r0 + band] = (ys.max(axis=0) - np.median(ys, axis=0)) / _noise_std(ys)
-
-    _in_threads(peak_to_noise, bands, n_jobs)
-    corr = _local_corr(Y)
-    del Y
-    bright = mean_image > 0.2 * np.median(mean_image)
-    valid = ndi.binary_erosion(bright, iterations=max(1, int(round(diameter / 2))), border_value=1)
-    return corr.astype(np.float32), pnr.astype(np.float32), valid
-
-
 def estimate_cell_diameter(movie, cfg, *, frame_rate, guess: float = 10.0) -> float:
     """Typical cell diameter (pixels) of a RAW-fluorescence movie (T, H, W): seeds are found with a
     guessed diameter and fitted briefly; the diameter is the median equivalent diameter of their masks
@@ -264,24 +163,71 @@ def _gauss_windows(n, ri, d):
     return np.repeat(g[None], n, axis=0)
 
 
-def find_seeds(corr, pnr, diameter, *, min_corr, min_pnr, separation, max_cells=0, valid=None):
-    """Local maxima of the correlation image, best first, at least ``separation`` diameters apart,
-    with corr >= min_corr and PNR >= min_pnr."""
-    from skimage.feature import peak_local_max
-    score = corr.copy()
-    if valid is not None:
-        score[~valid] = -1.0
-    md = max(1, int(round(separation * diameter)))
-    border = max(1, int(round(diameter / 4)))
-    pk = peak_local_max(score, min_distance=md, exclude_border=border)
-    if pk.size == 0:
-        return np.zeros((0, 2), int)
-    ok = (corr[pk[:, 0], pk[:, 1]] >= min_corr) & (pnr[pk[:, 0], pk[:, 1]] >= min_pnr)
-    pk = pk[ok]
-    pk = pk[np.argsort(-score[pk[:, 0], pk[:, 1]], kind="stable")]
-    if max_cells:
-        pk = pk[:max_cells]
-    return pk
+def _reseed(Xb, seeds, win, traces_b, bg_b, ri, py, px, d, valid, cfg, n_jobs):
+    """Seeds found in the residual (binned movie minus the fitted cells and background), away from
+    the existing ones."""
+    R = residual(Xb, win, seeds, ri, traces_b, py, px, bg_b)
+    rcorr, rpnr, _ = summary_images(R, d, cfg.baseline_percentile, n_jobs)
+    del R
+    new = find_seeds(rcorr, rpnr, d, min_corr=cfg.min_corr, min_pnr=cfg.min_pnr,
+                     separation=cfg.seed_separation, max_cells=cfg.max_cells, valid=valid)
+    if len(seeds) and len(new):
+        dist = np.hypot(*(new[:, None, :] - seeds[None, :, :]).transpose(2, 0, 1)).min(axis=1)
+        new = new[dist >= cfg.reseed_separation * d]
+    if cfg.max_cells:
+        new = new[:max(0, cfg.max_cells - len(seeds))]
+    return new
+
+
+def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
+    """The local NMF from ``seeds`` and its refinement: re-seed in the residual; split footprints that
+    cover separate blobs; drop components spread over their window and merge pieces of one cell;
+    then the last fit, with the traces at the full frame rate. Returns (seeds, windows, traces,
+    background traces, ri, (py, px), counts of what was done)."""
+    H, W = X.shape[1:]
+    ri = int(np.ceil(max(2.0, cfg.window_radius * d)))
+    py, px = tents(H, W, cfg.background_spacing * d)
+    # intermediate fits: half the iterations and no full-rate traces; the last fit does it all
+    fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b, n_jobs=n_jobs)
+
+    def refit(seeds, init, **last):
+        return fit_cells(X, Xb, seeds, init, ri, py, px, **{**fit, **last})
+
+    counts = dict(n_reseeded=0, n_split=0, n_loose=0, n_merged=0)
+    win, traces, traces_b, bg, bg_b = refit(seeds, _gauss_windows(len(seeds), ri, d))
+    for _ in range(cfg.reseed_passes):
+        new = _reseed(Xb, seeds, win, traces_b, bg_b, ri, py, px, d, valid, cfg, n_jobs)
+        if not len(new):
+            break
+        say(f"{len(new)} more seeds from the residual")
+        counts["n_reseeded"] += len(new)
+        seeds = np.concatenate([seeds, new])
+        win, traces, traces_b, bg, bg_b = refit(seeds, np.concatenate([win, _gauss_windows(len(new), ri, d)]))
+    # a footprint over two separate cell-sized blobs is two cells (which would often reach the rim of
+    # their window, below, and be dropped): each blob is refitted as a component with its own trace
+    if cfg.split_blobs:
+        seeds, win, counts["n_split"] = split_blobs(win, seeds, ri, min_area=0.5 * np.pi * d * d / 4)
+        if counts["n_split"]:
+            say(f"splitting {counts['n_split']} components that cover separate blobs")
+            win, traces, traces_b, bg, bg_b = refit(seeds, win)
+    # components spread to the edge of their window are background, not cells: drop them;
+    # pieces of one cell are merged; refit, and again while that changes anything
+    for _ in range(3):
+        loose = rim_fraction(win, ri) > cfg.max_rim
+        groups = []
+        if cfg.merge_corr < 1:
+            groups = merge_groups(win[~loose], seeds[~loose], traces_b[~loose], threshold=0.3,
+                                  min_corr=cfg.merge_corr, window=max(3, 10 * frame_rate / b))
+        if not (loose.any() or groups):
+            break
+        counts["n_loose"] += int(loose.sum())
+        counts["n_merged"] += sum(len(g) for g in groups)
+        say(f"dropping {int(loose.sum())} components spread over their window; merging "
+            f"{sum(len(g) for g in groups)} into {len(groups)}")
+        seeds, init = merged_windows(win[~loose], seeds[~loose], traces_b[~loose], groups, ri, (H, W))
+        win, traces, traces_b, bg, bg_b = refit(seeds, init)
+    win, traces, _, bg, _ = refit(seeds, win, n_iter=cfg.n_iter, n_trace_iter=cfg.n_trace_iter)
+    return seeds, win, traces, bg, ri, (py, px), counts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,60 +281,11 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
                        separation=cfg.seed_separation, max_cells=cfg.max_cells, valid=valid)
     say(f"{len(seeds)} seeds")
 
-    # -- tile-wise local NMF, re-seeding in the residual, merging pieces of one cell --------------
+    # -- tile-wise local NMF, re-seeding in the residual, splitting, merging pieces of one cell ------
     t2 = time.perf_counter()
-    ri = int(np.ceil(max(2.0, cfg.window_radius * d)))
-    py, px = tents(H, W, cfg.background_spacing * d)
-    # intermediate fits: half the iterations and no full-rate traces; the last fit does it all
-    fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b, n_jobs=n_jobs)
-    seeds = np.asarray(seeds, int).reshape(-1, 2)
-    win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, _gauss_windows(len(seeds), ri, d), ri, py, px, **fit)
-    n_reseeded = n_merged = 0
-    for _ in range(cfg.reseed_passes):
-        R = residual(Xb, win, seeds, ri, traces_b, py, px, bg_b)
-        rcorr, rpnr, _ = summary_images(R, d, cfg.baseline_percentile, n_jobs)
-        del R
-        new = find_seeds(rcorr, rpnr, d, min_corr=cfg.min_corr, min_pnr=cfg.min_pnr,
-                         separation=cfg.seed_separation, max_cells=cfg.max_cells, valid=valid)
-        if len(seeds) and len(new):
-            dist = np.hypot(*(new[:, None, :] - seeds[None, :, :]).transpose(2, 0, 1)).min(axis=1)
-            new = new[dist >= cfg.reseed_separation * d]
-        if cfg.max_cells:
-            new = new[:max(0, cfg.max_cells - len(seeds))]
-        if not len(new):
-            break
-        say(f"{len(new)} more seeds from the residual")
-        n_reseeded += len(new)
-        seeds = np.concatenate([seeds, new])
-        init = np.concatenate([win, _gauss_windows(len(new), ri, d)])
-        win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, init, ri, py, px, **fit)
-    # a footprint over two separate cell-sized blobs is two cells (which would often reach the rim of
-    # their window, below, and be dropped): each blob is refitted as a component with its own trace
-    n_split = 0
-    if cfg.split_blobs:
-        seeds, win, n_split = split_blobs(win, seeds, ri, min_area=0.5 * np.pi * d * d / 4)
-        if n_split:
-            say(f"splitting {n_split} components that cover separate blobs")
-            win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, win, ri, py, px, **fit)
-    # components spread to the edge of their window are background, not cells: drop them;
-    # pieces of one cell are merged; refit, and again while that changes anything
-    n_loose = 0
-    for _ in range(3):
-        loose = rim_fraction(win, ri) > cfg.max_rim
-        groups = []
-        if cfg.merge_corr < 1:
-            groups = merge_groups(win[~loose], seeds[~loose], traces_b[~loose], threshold=0.3,
-                                  min_corr=cfg.merge_corr, window=max(3, 10 * frame_rate / b))
-        if not (loose.any() or groups):
-            break
-        n_loose += int(loose.sum())
-        n_merged += sum(len(g) for g in groups)
-        say(f"dropping {int(loose.sum())} components spread over their window; merging "
-            f"{sum(len(g) for g in groups)} into {len(groups)}")
-        seeds, init = merged_windows(win[~loose], seeds[~loose], traces_b[~loose], groups, ri, (H, W))
-        win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, init, ri, py, px, **fit)
-    win, traces, traces_b, bg, bg_b = fit_cells(X, Xb, seeds, win, ri, py, px, **{
-        **fit, "n_iter": cfg.n_iter, "n_trace_iter": cfg.n_trace_iter})
+    seeds, win, traces, bg, ri, (py, px), counts = _fit_and_refine(
+        X, Xb, np.asarray(seeds, int).reshape(-1, 2), d, valid, cfg, frame_rate=frame_rate, b=b, n_jobs=n_jobs,
+        say=say)
     timings["fit"] = time.perf_counter() - t2
     say("fit done")
     K = len(seeds)
@@ -404,8 +301,6 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
         pnr_image=pnr, rejected_footprints=np.zeros((0, H, W), np.float32),
         rejected_traces=np.zeros((0, T), np.float32), rejected_reasons=[], cell_diameter=d,
         seeds=np.asarray(seeds, int).reshape(-1, 2), windows=None if dense else win, window_radius=int(ri),
-        info={"n_seeds": int(K), "n_reseeded": int(n_reseeded), "n_merged": int(n_merged), "n_loose": int(n_loose),
-              "n_split": int(n_split),
-              "window_radius_px": int(ri), "n_background": int(ny * nx), "time_bin": int(b),
+        info={"n_seeds": int(K), **counts, "window_radius_px": int(ri), "n_background": int(ny * nx), "time_bin": int(b),
               "cell_diameter_estimated": not d_given, "timings_s": timings},
     )
