@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._local_fit import overlap_slices
+from ._local_fit import shift_window
 from ._merge import detrend
 
 __all__ = ["event_frames", "event_image", "footprint_box", "merge_duplicates", "pixel_correlation"]
@@ -117,11 +117,7 @@ def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cf
         fi, ci = footprints.get(ki, source[ki]), merged_traces.get(ki, traces[ki])
         fj, cj = source[kj], traces[kj]
         if windowed:   # kj's window placed in ki's (the part outside it is lost)
-            both = overlap_slices(fi.shape[0], *(int(v) for v in seeds[kj] - seeds[ki]))
-            shifted = np.zeros_like(fi)
-            if both is not None:
-                shifted[both[0]] = fj[both[1]]
-            fj = shifted
+            fj = shift_window(fj, *(int(v) for v in seeds[ki] - seeds[kj]))
         merged = np.ptp(ci) * fi + np.ptp(cj) * fj
         f = merged / max(float(merged.max()), 1e-12)
         ff = float(np.vdot(f, f)) or 1.0

@@ -11,7 +11,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 __all__ = ["fit_cells", "tents", "residual", "windows_to_dense", "squared_radius", "overlap_slices",
-           "resolve_n_jobs"]
+           "shift_window", "resolve_n_jobs"]
 
 
 def resolve_n_jobs(n_jobs: int) -> int:
@@ -42,6 +42,16 @@ def overlap_slices(w, dy, dx):
     first = slice(max(dy, 0), w + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
     second = slice(max(-dy, 0), w + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0))
     return first, second
+
+
+def shift_window(window, dy, dx):
+    """A (w, w) window's content seen from a window centred (dy, dx) pixels from its own centre;
+    what falls outside is lost."""
+    out = np.zeros_like(window)
+    both = overlap_slices(window.shape[0], dy, dx)
+    if both is not None:
+        out[both[1]] = window[both[0]]
+    return out
 
 
 def _hals_H(H, WtX, WtW, sweeps):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._local_fit import overlap_slices, squared_radius
+from ._local_fit import shift_window, squared_radius
 
 __all__ = ["split_blobs"]
 
@@ -58,11 +58,7 @@ def split_blobs(win, centres, ri, min_area, *, threshold=0.3, smooth=0.7):
             part = np.where(parts == i, win[k], 0).astype(win.dtype)
             py, px = np.unravel_index(int(np.argmax(np.where(parts == i, sm, -np.inf))), sm.shape)
             dy, dx = int(py) - ri, int(px) - ri
-            out = np.zeros_like(part)
-            both = overlap_slices(part.shape[0], dy, dx)
-            if both is not None:
-                out[both[1]] = part[both[0]]
-            out *= disc
+            out = shift_window(part, dy, dx) * disc
             if out.max() <= 0:
                 continue
             new_c.append((int(centres[k, 0]) + dy, int(centres[k, 1]) + dx))
