@@ -223,3 +223,31 @@ def test_event_checks_see_the_same_pixels_for_windows_and_dense_footprints(easy_
     b = event_consistency(easy_movie.movie, win.windows, win.seeds, ri, win.traces, pad=4)
     np.testing.assert_allclose(a, b, rtol=1e-6)
     assert np.all(a > 0.8)
+
+
+def test_duplicates_are_joined_transitively():
+    """B duplicates A and C duplicates B, while C and A share no events: one cell of three, whatever
+    the order the pairs are looked at (C used to stay, as B had already been merged into A)."""
+    from caimg_nmf.stages._duplicates import merge_duplicates
+    from caimg_nmf.stages._merge import detrend
+    rng = np.random.default_rng(0)
+    T = 2000
+
+    def events():
+        return (rng.random(T) < 0.02) * rng.uniform(1, 2, T)
+
+    u, v, w, q = events(), events(), events(), events()
+    traces = np.stack([u + v, v + w, w + q]).astype(np.float32)   # A, B, C: strongest first
+    z = detrend(traces, window=T // 20)
+    assert z[0] @ z[1] > 0.4 and z[1] @ z[2] > 0.4 and abs(z[0] @ z[2]) < 0.15
+    footprints = np.zeros((3, 20, 20), np.float32)
+    footprints[:, 6:14, 6:14] = 1.0
+    cfg = dataclasses.replace(Config().curate, merge_corr=0.4, merge_event_similarity=2.0)   # traces only
+    for pairs in ([(0, 1), (0, 2), (1, 2)], [(1, 2), (0, 2), (0, 1)]):
+        reasons = [None] * 3
+        fps, trs = merge_duplicates(None, footprints, pairs, None, 0, (20, 20), traces, reasons, cfg,
+                                    False, 2, order=[0, 1, 2])
+        assert reasons == [None, "merged into 0", "merged into 0"]
+        assert set(fps) == set(trs) == {0}
+        # the one cell carries every event of the three
+        assert all(np.corrcoef(trs[0], e)[0, 1] > 0.3 for e in (u, v, w, q))

@@ -79,18 +79,20 @@ def _union(a, b):
     return tuple(slice(min(p.start, q.start), max(p.stop, q.stop)) for p, q in zip(a, b))
 
 
-def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cfg, windowed, pad):
+def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cfg, windowed, pad, order):
     """Merge overlapping components that are one cell; the weaker into the stronger.
 
-    pairs : (ki, kj) of components whose masks overlap at least ``cfg.merge_overlap`` (of the smaller),
-        the stronger first, in the order they are to be tried.
+    pairs : (ki, kj) of components whose masks overlap at least ``cfg.merge_overlap`` (of the smaller).
+    order : the components, strongest first.
     A pair is one cell when its detrended traces correlate at least ``cfg.merge_corr`` or its event
-    images at least ``cfg.merge_event_similarity``. The merged footprint is the two footprints weighted
-    by their trace amplitudes (renormalised to a peak of 1); the merged trace is the least-squares fit of
-    that footprint to the light both components explained, ``(c_i <f_i, f> + c_j <f_j, f>) / <f, f>``.
-    Event images are compared on the union of the two footprints' boxes (:func:`footprint_box`, plus
-    ``pad`` pixels). ``reasons`` gets "merged into ki" for each merged kj. Returns ({ki: footprint},
-    {ki: trace}).
+    images at least ``cfg.merge_event_similarity``; every pair is judged on the components as detected.
+    Pairs are joined transitively (B a duplicate of A and C of B: one cell of three), and each group
+    is merged into its strongest member, the others added in order of strength. A merged footprint is
+    the footprints weighted by their trace amplitudes (renormalised to a peak of 1); the merged trace
+    is the least-squares fit of that footprint to the light both explained,
+    ``(c_i <f_i, f> + c_j <f_j, f>) / <f, f>``. Event images are compared on the union of the two
+    footprints' boxes (:func:`footprint_box`, plus ``pad`` pixels). ``reasons`` gets "merged into k"
+    for each merged component. Returns ({k: footprint}, {k: trace}) of the cells that absorbed others.
     """
     footprints, merged_traces = {}, {}
     pairs = [(int(i), int(j)) for i, j in pairs]
@@ -101,6 +103,14 @@ def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cf
     # detrended: a shared slow drift (bleaching, resting level) must not make two cells one
     z = detrend(traces[involved], window=max(3, traces.shape[1] // 20))
     frames = dict(zip(involved, event_frames(traces[involved]))) if movie is not None else {}
+    rank = {int(k): r for r, k in enumerate(order)}
+    parent = {k: k for k in involved}
+
+    def root(k):
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
     for ki, kj in pairs:
         if reasons[ki] is not None or reasons[kj] is not None:
             continue
@@ -111,16 +121,22 @@ def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cf
                 box = _union(boxes[0][0], boxes[1][0])
                 same = pixel_correlation(event_image(movie, frames[ki], box),
                                          event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
-        if not same:
-            continue
-        reasons[kj] = f"merged into {ki}"
-        fi, ci = footprints.get(ki, source[ki]), merged_traces.get(ki, traces[ki])
-        fj, cj = source[kj], traces[kj]
-        if windowed:   # kj's window placed in ki's (the part outside it is lost)
-            fj = shift_window(fj, *(int(v) for v in seeds[ki] - seeds[kj]))
-        merged = np.ptp(ci) * fi + np.ptp(cj) * fj
-        f = merged / max(float(merged.max()), 1e-12)
-        ff = float(np.vdot(f, f)) or 1.0
-        footprints[ki] = f.astype(source.dtype, copy=False)
-        merged_traces[ki] = ((ci * float(np.vdot(fi, f)) + cj * float(np.vdot(fj, f))) / ff).astype(traces.dtype)
+        if same:
+            a, b = sorted((root(ki), root(kj)), key=rank.__getitem__)
+            parent[b] = a     # the group's root is its strongest member
+    groups = {}
+    for k in sorted(involved, key=rank.__getitem__):
+        groups.setdefault(root(k), []).append(k)
+    for ki, members in groups.items():
+        for kj in members[1:]:
+            reasons[kj] = f"merged into {ki}"
+            fi, ci = footprints.get(ki, source[ki]), merged_traces.get(ki, traces[ki])
+            fj, cj = source[kj], traces[kj]
+            if windowed:   # kj's window placed in ki's (the part outside it is lost)
+                fj = shift_window(fj, *(int(v) for v in seeds[ki] - seeds[kj]))
+            merged = np.ptp(ci) * fi + np.ptp(cj) * fj
+            f = merged / max(float(merged.max()), 1e-12)
+            ff = float(np.vdot(f, f)) or 1.0
+            footprints[ki] = f.astype(source.dtype, copy=False)
+            merged_traces[ki] = ((ci * float(np.vdot(fi, f)) + cj * float(np.vdot(fj, f))) / ff).astype(traces.dtype)
     return footprints, merged_traces

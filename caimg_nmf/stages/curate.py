@@ -20,7 +20,8 @@ smoothed footprint >= ``threshold`` x peak, the connected region holding the pea
    strongest frames) correlate ``merge_event_similarity`` or more (one soma whose events NMF split
    between components), the one with the lower SNR is merged into the other: footprints added with
    their trace amplitudes as weights and renormalised, traces combined by a least-squares fit of the
-   merged footprint (:mod:`caimg_nmf.stages._duplicates`).
+   merged footprint (:mod:`caimg_nmf.stages._duplicates`). Duplicates are joined transitively (B a
+   duplicate of A and C of B make one cell), each group merged into its strongest member.
 
 Nothing is deleted: rejected components move to ``rejected_*`` with a reason string. The kept
 cells come out ordered by trace SNR, strongest first.
@@ -202,7 +203,7 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         ii, jj = np.nonzero(np.triu(frac >= cfg.merge_overlap, 1))   # row-major: the stronger first
         pairs = [(alive[i], alive[j]) for i, j in zip(ii, jj)]
     changed, merged_traces = merge_duplicates(movie, source, pairs, det.seeds, det.window_radius, shape,
-                                              np.asarray(det.traces), reasons, cfg, windowed, pad)
+                                              np.asarray(det.traces), reasons, cfg, windowed, pad, alive)
     traces = np.asarray(det.traces).copy() if merged_traces else np.asarray(det.traces)
     for k, tr in merged_traces.items():
         traces[k] = tr
