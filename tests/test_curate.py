@@ -251,3 +251,38 @@ def test_duplicates_are_joined_transitively():
         assert set(fps) == set(trs) == {0}
         # the one cell carries every event of the three
         assert all(np.corrcoef(trs[0], e)[0, 1] > 0.3 for e in (u, v, w, q))
+
+
+class _CountingMovie:
+    """A movie that records which frames are read."""
+
+    def __init__(self, movie):
+        self.movie, self.reads = movie, []
+
+    @property
+    def shape(self):
+        return self.movie.shape
+
+    def __getitem__(self, key):
+        frames = key[0] if isinstance(key, tuple) else key
+        self.reads.append(np.arange(self.movie.shape[0])[frames])
+        return self.movie[key]
+
+
+def test_event_images_read_the_movie_once_in_order(tmp_path):
+    from caimg_nmf.stages._duplicates import event_frames, event_images
+    rng = np.random.default_rng(0)
+    movie = rng.random((300, 40, 50)).astype(np.float32)
+    np.save(tmp_path / "m.npy", movie)
+    disk = np.load(tmp_path / "m.npy", mmap_mode="r")
+    traces = rng.random((25, 300)).astype(np.float32)
+    frames = event_frames(traces)
+    boxes = [(slice(y, y + 9), slice(x, x + 12)) for y, x in rng.integers(0, 30, (25, 2))]
+    counting = _CountingMovie(disk)
+    images = event_images(counting, frames, boxes, chunk_bytes=40 * 50 * 4 * 64)   # 64 frames a chunk
+    read = np.concatenate(counting.reads)
+    np.testing.assert_array_equal(read, np.arange(300))      # every frame once, front to back
+    assert len(counting.reads) == 5
+    for (high, low), box, image in zip(frames, boxes, images):
+        expected = movie[high][:, box[0], box[1]].mean(axis=0) - movie[low][:, box[0], box[1]].mean(axis=0)
+        np.testing.assert_allclose(image, expected, rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from ._local_fit import shift_window
 from ._merge import detrend
 
-__all__ = ["event_frames", "event_image", "footprint_box", "merge_duplicates", "pixel_correlation"]
+__all__ = ["event_frames", "event_images", "footprint_box", "merge_duplicates", "pixel_correlation"]
 
 
 def event_frames(traces, top=0.05):
@@ -34,12 +34,31 @@ def event_frames(traces, top=0.05):
     return out
 
 
-def event_image(movie, frames, box):
-    """Mean of the movie over ``frames[0]`` minus its mean over ``frames[1]``, on the pixels ``box``
-    (a pair of slices); only those frames of the box are read."""
-    high, low = frames
-    return (np.asarray(movie[high, box[0], box[1]], np.float64).mean(axis=0)
-            - np.asarray(movie[low, box[0], box[1]], np.float64).mean(axis=0))
+#: bytes of movie frames read at a time by :func:`event_images`
+EVENT_CHUNK_BYTES = 256 * 1024**2
+
+
+def event_images(movie, frame_sets, boxes, chunk_bytes=None):
+    """For each component: the mean of the movie over its ``frames[0]`` minus its mean over
+    ``frames[1]``, on its pixels ``box`` (a pair of slices); (list of 2-D float64 arrays).
+
+    The movie is read once, front to back, in chunks of consecutive frames (``EVENT_CHUNK_BYTES``),
+    however many components there are: on a disk-backed movie larger than memory, reading each
+    component's frames on its own would re-read the file for every component."""
+    T, H, W = np.shape(movie)
+    weights = np.zeros((len(frame_sets), T), np.float64)
+    for k, (high, low) in enumerate(frame_sets):
+        weights[k, high] += 1.0 / max(len(high), 1)
+        weights[k, low] -= 1.0 / max(len(low), 1)
+    out = [np.zeros((b[0].stop - b[0].start, b[1].stop - b[1].start)) for b in boxes]
+    chunk = max(1, int((chunk_bytes or EVENT_CHUNK_BYTES) // (4 * H * W)))
+    for t0 in range(0, T, chunk):
+        block = np.asarray(movie[t0:t0 + chunk], np.float32)
+        for k, box in enumerate(boxes):
+            nz = np.flatnonzero(weights[k, t0:t0 + chunk])
+            if nz.size:
+                out[k] += np.tensordot(weights[k, t0 + nz], block[nz, box[0], box[1]], axes=1)
+    return out
 
 
 def pixel_correlation(a, b) -> float:
@@ -111,17 +130,37 @@ def merge_duplicates(movie, source, pairs, seeds, ri, shape, traces, reasons, cf
             k = parent[k]
         return k
 
-    for ki, kj in pairs:
-        if reasons[ki] is not None or reasons[kj] is not None:
-            continue
-        same = float(z[row[ki]] @ z[row[kj]]) >= cfg.merge_corr
-        if not same and frames and cfg.merge_event_similarity <= 1:
-            boxes = [footprint_box(source[k], seeds[k] if windowed else None, ri, shape, pad) for k in (ki, kj)]
-            if boxes[0] is not None and boxes[1] is not None:
-                box = _union(boxes[0][0], boxes[1][0])
-                same = pixel_correlation(event_image(movie, frames[ki], box),
-                                         event_image(movie, frames[kj], box)) >= cfg.merge_event_similarity
-        if same:
+    candidates = [(ki, kj) for ki, kj in pairs if reasons[ki] is None and reasons[kj] is None]
+    same = {p: float(z[row[p[0]]] @ z[row[p[1]]]) >= cfg.merge_corr for p in candidates}
+    if frames and cfg.merge_event_similarity <= 1:
+        # the event images of the pairs the traces leave open, in one pass over the movie: each
+        # component's image over the union of its pairs' boxes, cropped to each pair's
+        boxes = {}
+        for p in candidates:
+            if not same[p]:
+                for k in p:
+                    if k not in boxes:
+                        found = footprint_box(source[k], seeds[k] if windowed else None, ri, shape, pad)
+                        boxes[k] = None if found is None else found[0]
+        open_pairs = [p for p in candidates if not same[p] and boxes[p[0]] is not None and boxes[p[1]] is not None]
+        reach = {}
+        for p in open_pairs:
+            u = _union(boxes[p[0]], boxes[p[1]])
+            for k in p:
+                reach[k] = _union(reach[k], u) if k in reach else u
+        ks = sorted(reach)
+        images = dict(zip(ks, event_images(movie, [frames[k] for k in ks], [reach[k] for k in ks])))
+
+        def crop(k, box):
+            r = reach[k]
+            return images[k][box[0].start - r[0].start:box[0].stop - r[0].start,
+                             box[1].start - r[1].start:box[1].stop - r[1].start]
+
+        for ki, kj in open_pairs:
+            box = _union(boxes[ki], boxes[kj])
+            same[ki, kj] = pixel_correlation(crop(ki, box), crop(kj, box)) >= cfg.merge_event_similarity
+    for ki, kj in candidates:
+        if same[ki, kj]:
             a, b = sorted((root(ki), root(kj)), key=rank.__getitem__)
             parent[b] = a     # the group's root is its strongest member
     groups = {}

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._duplicates import event_frames, event_image, footprint_box, merge_duplicates, pixel_correlation
+from ._duplicates import event_frames, event_images, footprint_box, merge_duplicates, pixel_correlation
 from ._local_fit import windows_to_dense
 from .detect import Detection
 from .rois import masks_from_footprints
@@ -114,16 +114,16 @@ def event_consistency(movie, footprints, centres, ri, traces, *, pad, top=0.05) 
         (the same pixels in both cases).
     The event image is the movie averaged over the ``top`` fraction of frames where the trace (minus
     its moving average over ~10 % of the recording) is highest, minus the average over the frames
-    where it is in its lower half. Only these frames of the box are read. Returns (K,) float;
+    where it is in its lower half; the movie is read once, in chunks of frames. Returns (K,) float;
     NaN where the trace or the footprint is constant.
     """
     out = np.full(len(traces), np.nan)
-    for k, frames in enumerate(event_frames(traces, top)):
-        found = footprint_box(footprints[k], None if centres is None else centres[k], ri, np.shape(movie)[1:], pad)
-        if found is None:
-            continue
-        box, fw = found
-        out[k] = pixel_correlation(event_image(movie, frames, box), fw)
+    found = [footprint_box(footprints[k], None if centres is None else centres[k], ri, np.shape(movie)[1:], pad)
+             for k in range(len(traces))]
+    ks = [k for k in range(len(traces)) if found[k] is not None]
+    frames = event_frames(traces[ks], top) if ks else []
+    for k, image in zip(ks, event_images(movie, frames, [found[k][0] for k in ks])):
+        out[k] = pixel_correlation(image, found[k][1])
     return out
 
 
