@@ -195,8 +195,8 @@ class DetectConfig:
                                "images and the footprint fit; traces are then fitted at the full rate.",
                                min=0.0, min_exclusive=True)
     max_binned_frames: int = _key(5000, "At most this many time-binned frames: a longer recording is binned more "
-                                  "(the binned movie is held in memory, twice; 5000 of 512 x 512 take 10 GB). "
-                                  "0 = no limit.", min=0)
+                                  "(the binned movie is held in memory with a working copy; 5000 frames of "
+                                  "512 x 512 take 10-12 GB). 0 = no limit; otherwise at least 10.", min=0)
     baseline_percentile: float = _key(10.0, "Percentile over time of each (time-binned) pixel used as its "
                                       "resting level when computing the correlation and peak-to-noise images.",
                                       min=0.0, max=100.0)
@@ -272,9 +272,9 @@ class SpikesConfig:
     decay_time_s: float = _key(0.0, "Decay time constant of the indicator in seconds; 0 estimates it per cell "
                                "from the trace's autocorrelation (GCaMP6s ~1.0, GCaMP6f ~0.4).", min=0.0)
     rise_time_s: float = _key(0.0, "order = 2: rise time constant in seconds (GCaMP6f ~0.05, GCaMP6s ~0.1). "
-                              "Used with decay_time_s when both are set; otherwise both are estimated per "
-                              "cell from the trace's autocovariance (the AR(1) model where that gives no "
-                              "rise).", min=0.0)
+                              "Set both it and decay_time_s, or neither: both are then estimated per cell "
+                              "from the trace's autocovariance (the AR(1) model where that gives no rise).",
+                              min=0.0)
     min_spike: float = _key(2.5, "Smallest spike kept, in noise standard deviations of the trace.", min=0.0)
     baseline_percentile: float = _key(20.0, "Percentile of the trace used as its baseline before "
                                       "deconvolution.", min=0.0, max=100.0)

@@ -300,6 +300,16 @@ def _check_cross(cfg: Config, source: str) -> None:
             fail(f"preprocess.crop = {list(crop)}: expected four nonnegative integers [top, bottom, left, right]")
         if crop[0] >= crop[1] or crop[2] >= crop[3]:
             fail(f"preprocess.crop = {list(crop)}: top must be < bottom and left < right")
+    if 0 < cfg.detect.max_binned_frames < 10:
+        fail(f"detect.max_binned_frames = {cfg.detect.max_binned_frames}: use 0 (no limit) or at least 10 "
+             "(the summary images need that many binned frames).")
+    sp = cfg.spikes
+    if sp.order == 1 and sp.rise_time_s > 0:
+        fail(f"spikes.rise_time_s = {sp.rise_time_s} is used by the AR(2) model only: set spikes.order = 2, "
+             "or rise_time_s = 0.")
+    if sp.order == 2 and (sp.decay_time_s > 0) != (sp.rise_time_s > 0):
+        fail("spikes.order = 2 takes both spikes.decay_time_s and spikes.rise_time_s, or neither (0: both "
+             f"estimated per cell); got decay_time_s = {sp.decay_time_s}, rise_time_s = {sp.rise_time_s}.")
     if cfg.motion.patch_overlap >= cfg.motion.patch_size:
         fail(f"motion.patch_overlap = {cfg.motion.patch_overlap} must be less than motion.patch_size = "
              f"{cfg.motion.patch_size} (neighbouring patches would not advance).")

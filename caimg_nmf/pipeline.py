@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,10 +251,14 @@ def _stage_traces(state: RunState) -> None:
 
 
 def _stage_spikes(state: RunState) -> None:
-    from .stages.spikes import infer_spikes
+    from .stages.spikes import SpikeModelWarning, infer_spikes
 
     if state.cfg.spikes.enabled:
-        spikes, denoised = infer_spikes(state.traces, state.cfg.spikes, state.frame_rate)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpikeModelWarning)
+            spikes, denoised = infer_spikes(state.traces, state.cfg.spikes, state.frame_rate)
+        for w in caught:
+            state.report.warn(str(w.message))
         state.extras["spikes"] = spikes
         state.extras["denoised"] = denoised
 

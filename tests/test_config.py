@@ -43,6 +43,10 @@ def test_values_from_file_and_overrides(tmp_path):
     ("[nmf\nrank=1", ["not valid TOML"]),
     ("[curate]\nthreshold = 0.3\n", ["'threshold'", "[curate]", "use [rois] threshold"]),
     ("[detect]\nwindow_radius = 0.5\n", ["detect.window_radius", "0.8"]),
+    ("[detect]\nmax_binned_frames = 5\n", ["detect.max_binned_frames = 5", "at least 10"]),
+    ("[spikes]\norder = 3\n", ["spikes.order", "1, 2"]),
+    ("[spikes]\nrise_time_s = 0.1\n", ["spikes.rise_time_s", "spikes.order = 2"]),
+    ("[spikes]\norder = 2\ndecay_time_s = 1.0\n", ["both", "rise_time_s = 0.0"]),
 ])
 def test_bad_configs_name_file_key_and_choices(tmp_path, text, expected):
     with pytest.raises(ConfigError) as err:

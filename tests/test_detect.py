@@ -231,3 +231,19 @@ def test_component_over_two_cells_is_split_into_two_with_their_own_traces(monkey
     np.testing.assert_allclose(centroids[order], [[24, 18], [24, 30]], atol=0.5)
     for k, truth in zip(order, traces):
         assert np.corrcoef(det.traces[k], truth)[0, 1] >= 0.98
+
+
+def test_summary_images_in_place_equal_and_save_a_movie_copy():
+    import tracemalloc
+    from caimg_nmf.stages._summary import summary_images
+    Xb = np.random.default_rng(0).random((300, 64, 96)).astype(np.float32)
+    peaks, results = [], []
+    for overwrite in (False, True):        # the re-seeding residual is high-passed in place
+        data = Xb.copy()
+        tracemalloc.start()
+        results.append(summary_images(data, 8.0, overwrite=overwrite))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    assert peaks[0] - peaks[1] > 0.9 * Xb.nbytes, [p / Xb.nbytes for p in peaks]

@@ -40,7 +40,8 @@ def split_blobs(win, centres, ri, min_area, *, threshold=0.3, smooth=0.7):
     min_area : pixels a region needs to count as a cell (smaller ones stay with their component).
     A region is where the footprint, smoothed by ``smooth`` px, is at least ``threshold`` x its peak
     (the ROI rule); every pixel of the footprint goes to the region it is nearest along the footprint
-    (watershed), and each part is re-centred on its own peak, scaled to a peak of 1.
+    (watershed; smaller regions and specks included), and each part is re-centred on its own peak,
+    scaled to a peak of 1. The parts may outnumber ``detect.max_cells``.
     Returns (centres, windows, n_split): the unsplit components in order, then the parts; n_split
     counts the components that were split.
     """
@@ -53,7 +54,7 @@ def split_blobs(win, centres, ri, min_area, *, threshold=0.3, smooth=0.7):
         if n < 2:
             keep.append(k)
             continue
-        parts = watershed(-sm, markers, mask=win[k] > 0)
+        parts = watershed(-sm, markers)   # every pixel, specks apart from the blobs too
         for i in range(1, n + 1):
             part = np.where(parts == i, win[k], 0).astype(win.dtype)
             py, px = np.unravel_index(int(np.argmax(np.where(parts == i, sm, -np.inf))), sm.shape)

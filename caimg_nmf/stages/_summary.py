@@ -58,10 +58,11 @@ def in_threads(fn, items, n_jobs):
             pass
 
 
-def _highpass_frames(Xb, f0, diameter, chunk=64, n_jobs=1):
+def _highpass_frames(Xb, f0, diameter, chunk=64, n_jobs=1, out=None):
     """(Xb - f0), each frame minus its wide box blur (~2.5 diameters), then smoothed over ~half a
-    diameter; computed in chunks of frames so that only one movie-sized array is allocated."""
-    Y = np.empty(Xb.shape, np.float32)
+    diameter; computed in chunks of frames into ``out`` (a new array, or ``Xb`` itself: each chunk is
+    read before it is written)."""
+    Y = np.empty(Xb.shape, np.float32) if out is None else out
     wide = max(3, int(round(2.5 * diameter)) | 1)
     sm = max(1, int(round(diameter / 2)) | 1)
 
@@ -74,7 +75,8 @@ def _highpass_frames(Xb, f0, diameter, chunk=64, n_jobs=1):
     return Y
 
 
-def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float = 10.0, n_jobs: int = 1):
+def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float = 10.0, n_jobs: int = 1,
+                   overwrite: bool = False):
     """Correlation and peak-to-noise images of a time-binned raw movie.
 
     Each pixel's resting level (a low percentile over time) is subtracted; each frame is high-passed
@@ -82,7 +84,8 @@ def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float =
     every pixel correlated, then smoothed over about half a diameter (cells are blobs; noise is not).
     Returns ``(corr, pnr, valid)``; ``valid`` is False where the mean image is dark padding (e.g.
     left by motion correction) and near it. Works in bands of rows / chunks of frames (``n_jobs``
-    threads): besides ``Xb`` it allocates one array of its size.
+    threads): besides ``Xb`` it allocates one array of its size, or none with ``overwrite`` (``Xb``
+    is then high-passed in place: for a residual that is not needed afterwards).
     """
     T, H, W = Xb.shape
     step = max(1, T // 150)
@@ -96,7 +99,7 @@ def summary_images(Xb: np.ndarray, diameter: float, baseline_percentile: float =
         mean_image[r0:r0 + band] = Xb[:, r0:r0 + band].mean(axis=0)
 
     in_threads(levels, bands, n_jobs)
-    Y = _highpass_frames(Xb, f0, diameter, n_jobs=n_jobs)
+    Y = _highpass_frames(Xb, f0, diameter, n_jobs=n_jobs, out=Xb if overwrite else None)
     pnr = np.empty((H, W), np.float32)
 
     def peak_to_noise(r0, Y=Y):

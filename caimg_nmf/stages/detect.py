@@ -167,7 +167,7 @@ def _reseed(Xb, seeds, win, traces_b, bg_b, ri, py, px, d, valid, cfg, n_jobs):
     """Seeds found in the residual (binned movie minus the fitted cells and background), away from
     the existing ones."""
     R = residual(Xb, win, seeds, ri, traces_b, py, px, bg_b)
-    rcorr, rpnr, _ = summary_images(R, d, cfg.baseline_percentile, n_jobs)
+    rcorr, rpnr, _ = summary_images(R, d, cfg.baseline_percentile, n_jobs, overwrite=True)
     del R
     new = find_seeds(rcorr, rpnr, d, min_corr=cfg.min_corr, min_pnr=cfg.min_pnr,
                      separation=cfg.seed_separation, max_cells=cfg.max_cells, valid=valid)

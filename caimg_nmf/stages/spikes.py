@@ -11,12 +11,18 @@ lower than the previous one predicts (+ the minimal spike), the two pools are me
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import InputError
 from ._spikes_ar2 import ar2_from_time_constants, deconvolve_ar2, estimate_ar2
 
-__all__ = ["infer_spikes", "oasis_ar1", "estimate_decay"]
+__all__ = ["infer_spikes", "oasis_ar1", "estimate_decay", "SpikeModelWarning"]
+
+
+class SpikeModelWarning(UserWarning):
+    """The spike model could not be fitted as configured for some traces (said how many)."""
 
 
 def oasis_ar1(y: np.ndarray, g: float, s_min: float = 0.0):
@@ -82,6 +88,7 @@ def infer_spikes(traces, cfg, frame_rate: float):
     fixed_g = np.exp(-1.0 / (cfg.decay_time_s * frame_rate)) if cfg.decay_time_s > 0 else None
     fixed_ar2 = (ar2_from_time_constants(cfg.decay_time_s, cfg.rise_time_s, frame_rate)
                  if cfg.order == 2 and cfg.decay_time_s > 0 and cfg.rise_time_s > 0 else None)
+    n_capped, n_ar1 = 0, 0
     for k in range(K):
         y = tr[k].astype(np.float64)
         if not np.isfinite(y).all():
@@ -89,11 +96,20 @@ def infer_spikes(traces, cfg, frame_rate: float):
         base = np.percentile(y, cfg.baseline_percentile)
         noise = np.median(np.abs(np.diff(y))) / (0.6745 * np.sqrt(2))
         ar2 = (fixed_ar2 or estimate_ar2(y)) if cfg.order == 2 else None
+        n_ar1 += cfg.order == 2 and ar2 is None
         if ar2 is not None:
-            c, s = deconvolve_ar2(y - base, *ar2, cfg.min_spike * noise)
+            c, s, converged = deconvolve_ar2(y - base, *ar2, cfg.min_spike * noise)
+            n_capped += not converged
         else:
             g = fixed_g if fixed_g is not None else estimate_decay(y)
             c, s = oasis_ar1(y - base, g, cfg.min_spike * noise)
         spikes[k] = s
         denoised[k] = c + base
+    if n_ar1:
+        warnings.warn(f"spikes.order = 2: the autocovariance of {n_ar1} of {K} traces shows no rise; the AR(1) "
+                      "model was used for them (set spikes.decay_time_s and rise_time_s to impose one).",
+                      SpikeModelWarning, stacklevel=2)
+    if n_capped:
+        warnings.warn(f"AR(2) deconvolution of {n_capped} of {K} traces stopped at its iteration limit before "
+                      "converging; their spikes are approximate.", SpikeModelWarning, stacklevel=2)
     return spikes, denoised
