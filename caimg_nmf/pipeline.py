@@ -198,6 +198,8 @@ def _factorize_local(state: RunState) -> None:
     ex["correlation_image"] = kept.correlation_image
     if kept.pnr_image is not None:
         ex["pnr_image"] = kept.pnr_image
+    if kept.neuropil_traces is not None:
+        ex["neuropil_traces"] = kept.neuropil_traces
     ex["background/footprints"] = kept.background_footprints
     ex["background/traces"] = kept.background_traces
     ex["rejected/footprints"] = kept.rejected_footprints

@@ -127,9 +127,9 @@ def test_local_method_default_recovers_sample_cells(tmp_path, five_cells):
     assert cos.min() >= 0.95 and corr.min() >= 0.95
     back = caimg_nmf.Result.load(tmp_path / "r.h5")
     for name in ("spikes", "correlation_image", "background/footprints", "background/traces",
-                 "rejected/footprints", "rejected/traces", "rejected/reasons", "motion/shifts"):
+                 "rejected/footprints", "rejected/traces", "rejected/reasons", "motion/shifts", "neuropil_traces"):
         assert back.get(name) is not None, name
-    assert back.get("spikes").shape == back.traces.shape
+    assert back.get("spikes").shape == back.get("neuropil_traces").shape == back.traces.shape
     # ΔF/F is ~0 while a cell is at rest (planted calcium ~0) and follows its planted activity
     from caimg_nmf.evaluate import match_footprints
     for i, j, _ in match_footprints(back.footprints, truth.footprints, min_cosine=0.5):

@@ -178,9 +178,10 @@ def residual(Xb, win, centres, ri, traces_b, py, px, bg_b):
     return R
 
 
-def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_trace_iter, b):
+def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_trace_iter, b, ring_inner):
     """Set up and fit the tile at ``origin`` (plus a margin of ri + 1 pixels): the cells whose window
-    reaches into it and the tents that are nonzero on it. Returns its geometry and fitted factors."""
+    reaches into it, their neuropil rings (``ring_inner`` > 0) and the tents that are nonzero on it.
+    Returns its geometry and fitted factors (columns: cells, tents, rings)."""
     T, H, W = X.shape
     Tb = Xb.shape[0]
     ty, tx = origin
@@ -196,15 +197,27 @@ def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_tr
     iy = np.flatnonzero(py[:, y0:y1].max(axis=1) > 0)
     ix = np.flatnonzero(px[:, x0:x1].max(axis=1) > 0)
     nc, nb = len(idx), len(iy) * len(ix)
-    Wt = np.zeros((hh, ww, nc + nb), np.float32)
+    Wt = np.zeros((hh, ww, nc + nb + (nc if ring_inner > 0 else 0)), np.float32)
     inside = np.zeros((hh, ww, nc), bool)
+    parts = []
     for j, k in enumerate(idx):
         a0, a1, wa = _clip_box(int(centres[k, 0]), ri, H)
         c0, c1, wc = _clip_box(int(centres[k, 1]), ri, W)
         a0, a1, c0, c1 = max(a0, y0), min(a1, y1), max(c0, x0), min(c1, x1)
         wa, wc = a0 - (centres[k, 0] - ri), c0 - (centres[k, 1] - ri)
-        Wt[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = init[k, wa:wa + a1 - a0, wc:wc + c1 - c0]
-        inside[a0 - y0:a1 - y0, c0 - x0:c1 - x0, j] = disc[wa:wa + a1 - a0, wc:wc + c1 - c0]
+        in_tile = (slice(a0 - y0, a1 - y0), slice(c0 - x0, c1 - x0))
+        in_win = (slice(wa, wa + a1 - a0), slice(wc, wc + c1 - c0))
+        Wt[in_tile + (j,)] = init[k][in_win]
+        inside[in_tile + (j,)] = disc[in_win]
+        parts.append((in_tile, in_win))
+    if ring_inner > 0:
+        # each cell's local neuropil: a ring to the edge of its window, without the pixels of cells
+        # (its own included), so that it cannot take up a neighbour
+        cells_px = (Wt[:, :, :nc] >= 0.3).any(axis=2)
+        r = np.sqrt(squared_radius(ri))
+        ring = (r >= ring_inner * ri) & (r <= ri)
+        for j, (in_tile, in_win) in enumerate(parts):
+            Wt[in_tile + (nc + nb + j,)] = ring[in_win] & ~cells_px[in_tile]
     Wt = Wt.reshape(hh * ww, -1)
     inside = inside.reshape(hh * ww, -1)
     supports = [np.flatnonzero(inside[:, j]) for j in range(nc)]
@@ -272,12 +285,17 @@ def _map_tiles(args, settings, origins, n_jobs):
             yield _solve_tile(*args, origin, *settings)
 
 
-def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b, n_jobs=1):
+def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b, n_jobs=1,
+              neuropil_ring=0.0):
     """Fit footprints (in windows) and traces of the cells at ``centres`` with the background tents.
 
     init : (K, w, w) initial footprints in windows (w = 2 ri + 1), zero outside the disc of radius ri.
     n_jobs : tiles fitted at the same time (worker processes; 1: in this process).
-    Returns (win, traces (K, T), traces_b (K, Tb), bg (B, T), bg_b (B, Tb)).
+    neuropil_ring : > 0: each cell also gets a fixed ring footprint from ``neuropil_ring`` x ri to ri
+        around its centre, minus the pixels where any cell's initial footprint is >= 0.3 of its peak,
+        with a free trace: the local neuropil, which otherwise makes footprints spread into a halo.
+    Returns (win, traces (K, T), traces_b (K, Tb), bg (B, T), bg_b (B, Tb), neuropil (K, T) or None):
+    ``neuropil`` is each ring's trace, fluorescence per ring pixel on top of the tents.
     """
     T, H, W = X.shape
     Tb = Xb.shape[0]
@@ -290,15 +308,16 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
     node_x = np.array([np.argmax(p) for p in px])
     bg = np.zeros((ny * nx, T), np.float32)
     bg_b = np.zeros((ny * nx, Tb), np.float32)
+    neuropil = np.zeros((K, T), np.float32) if neuropil_ring > 0 else None
     ts = tile_size
     disc = squared_radius(ri) <= ri * ri   # each footprint may be nonzero on this disc only
     origins = [(ty, tx) for ty in range(0, H, ts) for tx in range(0, W, ts)]
 
     args = (X, Xb, centres, init, ri, py, px, disc)
-    settings = (ts, n_iter, n_trace_iter, b)
+    settings = (ts, n_iter, n_trace_iter, b, float(neuropil_ring))
     # the tiles' generator first: zip then runs it to its end (its pool is shut down there)
     for (y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf), (ty, tx) in zip(_map_tiles(args, settings, origins, n_jobs), origins):
-        nc = len(idx)
+        nc, nb = len(idx), len(iy) * len(ix)
         for j, k in enumerate(idx):
             sy, sx = int(centres[k, 0]), int(centres[k, 1])
             if ty <= sy < ty + ts and tx <= sx < tx + ts:
@@ -309,9 +328,11 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
                 win[k, a0 - wy0:a1 - wy0, c0 - wx0:c1 - wx0] = fp[a0 - y0:a1 - y0, c0 - x0:c1 - x0]
                 traces[k] = Hf[j]
                 traces_b[k] = Hb[j]
+                if neuropil is not None:
+                    neuropil[k] = Hf[nc + nb + j]
         for a, i in enumerate(iy):
             for c, jx in enumerate(ix):
                 if ty <= node_y[i] < ty + ts and tx <= node_x[jx] < tx + ts:
                     bg[i * nx + jx] = Hf[nc + a * len(ix) + c]
                     bg_b[i * nx + jx] = Hb[nc + a * len(ix) + c]
-    return win, traces, traces_b, bg, bg_b
+    return win, traces, traces_b, bg, bg_b, neuropil

@@ -146,6 +146,9 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
     shape = tuple(det.correlation_image.shape) if windowed else tuple(det.footprints.shape[1:])
     if det.traces.shape[0] != K:
         raise InputError(f"detection has {K} footprints but {det.traces.shape[0]} traces.") from None
+    if det.neuropil_traces is not None and len(det.neuropil_traces) != K:
+        raise InputError(f"detection has {K} footprints but {len(det.neuropil_traces)} neuropil traces; "
+                         "give one per footprint, or None.") from None
     if movie is not None and tuple(np.shape(movie)[1:]) != shape:
         raise InputError(f"movie frames are {np.shape(movie)[1:]} but footprints are "
                          f"{shape}; curate needs the movie the cells were found in.") from None

@@ -144,7 +144,8 @@ def _diameter_from_fit(X, Xb, corr, pnr, valid, d, cfg, b, n=60):
     ri = int(np.ceil(1.5 * d))
     py, px = tents(X.shape[1], X.shape[2], max(cfg.background_spacing, 3.0) * d)
     win = fit_cells(X[:b], Xb, seeds, _gauss_windows(len(seeds), ri, d), ri, py, px,
-                    tile_size=cfg.tile_size, n_iter=10, n_trace_iter=0, b=b, n_jobs=resolve_n_jobs(cfg.n_jobs))[0]
+                    tile_size=cfg.tile_size, n_iter=10, n_trace_iter=0, b=b, n_jobs=resolve_n_jobs(cfg.n_jobs),
+                    neuropil_ring=cfg.neuropil_ring)[0]
     from .rois import masks_from_footprints
     ok = rim_fraction(win, ri) <= cfg.max_rim
     if ok.sum() < 3:
@@ -183,18 +184,18 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
     """The local NMF from ``seeds`` and its refinement: re-seed in the residual; split footprints that
     cover separate blobs; drop components spread over their window and merge pieces of one cell;
     then the last fit, with the traces at the full frame rate. Returns (seeds, windows, traces,
-    background traces, ri, (py, px), counts of what was done)."""
+    background traces, neuropil traces or None, ri, (py, px), counts of what was done)."""
     H, W = X.shape[1:]
     ri = int(np.ceil(max(2.0, cfg.window_radius * d)))
     py, px = tents(H, W, cfg.background_spacing * d)
     # intermediate fits: half the iterations and no full-rate traces; the last fit does it all
     fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b, n_jobs=n_jobs)
 
-    def refit(seeds, init, **last):
-        return fit_cells(X, Xb, seeds, init, ri, py, px, **{**fit, **last})
+    def refit(seeds, init, **last):   # (windows, traces, binned traces, bg, binned bg, neuropil)
+        return fit_cells(X, Xb, seeds, init, ri, py, px, neuropil_ring=cfg.neuropil_ring, **{**fit, **last})
 
     counts = dict(n_reseeded=0, n_split=0, n_loose=0, n_merged=0)
-    win, traces, traces_b, bg, bg_b = refit(seeds, _gauss_windows(len(seeds), ri, d))
+    win, traces, traces_b, bg, bg_b, _ = refit(seeds, _gauss_windows(len(seeds), ri, d))
     for _ in range(cfg.reseed_passes):
         new = _reseed(Xb, seeds, win, traces_b, bg_b, ri, py, px, d, valid, cfg, n_jobs)
         if not len(new):
@@ -202,14 +203,14 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
         say(f"{len(new)} more seeds from the residual")
         counts["n_reseeded"] += len(new)
         seeds = np.concatenate([seeds, new])
-        win, traces, traces_b, bg, bg_b = refit(seeds, np.concatenate([win, _gauss_windows(len(new), ri, d)]))
+        win, traces, traces_b, bg, bg_b, _ = refit(seeds, np.concatenate([win, _gauss_windows(len(new), ri, d)]))
     # a footprint over two separate cell-sized blobs is two cells (which would often reach the rim of
     # their window, below, and be dropped): each blob is refitted as a component with its own trace
     if cfg.split_blobs:
         seeds, win, counts["n_split"] = split_blobs(win, seeds, ri, min_area=0.5 * np.pi * d * d / 4)
         if counts["n_split"]:
             say(f"splitting {counts['n_split']} components that cover separate blobs")
-            win, traces, traces_b, bg, bg_b = refit(seeds, win)
+            win, traces, traces_b, bg, bg_b, _ = refit(seeds, win)
     # components spread to the edge of their window are background, not cells: drop them;
     # pieces of one cell are merged; refit, and again while that changes anything
     for _ in range(3):
@@ -225,9 +226,9 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
         say(f"dropping {int(loose.sum())} components spread over their window; merging "
             f"{sum(len(g) for g in groups)} into {len(groups)}")
         seeds, init = merged_windows(win[~loose], seeds[~loose], traces_b[~loose], groups, ri, (H, W))
-        win, traces, traces_b, bg, bg_b = refit(seeds, init)
-    win, traces, _, bg, _ = refit(seeds, win, n_iter=cfg.n_iter, n_trace_iter=cfg.n_trace_iter)
-    return seeds, win, traces, bg, ri, (py, px), counts
+        win, traces, traces_b, bg, bg_b, _ = refit(seeds, init)
+    win, traces, _, bg, _, neuropil = refit(seeds, win, n_iter=cfg.n_iter, n_trace_iter=cfg.n_trace_iter)
+    return seeds, win, traces, bg, neuropil, ri, (py, px), counts
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
 
     # -- tile-wise local NMF, re-seeding in the residual, splitting, merging pieces of one cell ------
     t2 = time.perf_counter()
-    seeds, win, traces, bg, ri, (py, px), counts = _fit_and_refine(
+    seeds, win, traces, bg, neuropil, ri, (py, px), counts = _fit_and_refine(
         X, Xb, np.asarray(seeds, int).reshape(-1, 2), d, valid, cfg, frame_rate=frame_rate, b=b, n_jobs=n_jobs,
         say=say)
     timings["fit"] = time.perf_counter() - t2
@@ -297,7 +298,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     timings["total"] = time.perf_counter() - t0
     return Detection(
         footprints=footprints, traces=traces, background_footprints=bg_fp, background_traces=bg_traces,
-        baseline=np.zeros((H, W), np.float32), neuropil_traces=None, correlation_image=corr,
+        baseline=np.zeros((H, W), np.float32), neuropil_traces=neuropil, correlation_image=corr,
         pnr_image=pnr, rejected_footprints=np.zeros((0, H, W), np.float32),
         rejected_traces=np.zeros((0, T), np.float32), rejected_reasons=[], cell_diameter=d,
         seeds=np.asarray(seeds, int).reshape(-1, 2), windows=None if dense else win, window_radius=int(ri),
