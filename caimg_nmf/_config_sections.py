@@ -209,12 +209,14 @@ class DetectConfig:
     window_radius: float = _key(1.0, "A footprint may be nonzero only within this radius (in cell diameters) "
                                 "of its seed. At least 0.8: a cell must not reach its window's rim, which "
                                 "marks spread-out background (max_rim).", min=0.8)
-    neuropil_ring: float = _key(0.6, "Each cell is fitted with its local neuropil: a ring from this fraction of "
-                                "its window's radius out to the window's edge, without the pixels of cells, "
-                                "with a trace of its own (Suite2p's neuropil mask, fitted jointly with the "
-                                "cells). It takes up the halo of neuropil that follows a cell's activity, "
-                                "which otherwise spreads the footprint to its window's rim. 0 = none.",
-                                min=0.0, max=0.95)
+    neuropil_ring: float = _key(0.0, "If > 0, each cell is fitted with its local neuropil: a ring from this "
+                                "fraction of its window's radius out to the window's edge, without the pixels "
+                                "of cells, with a trace of its own (Suite2p's neuropil mask, fitted jointly "
+                                "with the cells; saved as /neuropil_traces). It takes up the halo of neuropil "
+                                "that follows a cell's activity, which otherwise spreads the footprint to its "
+                                "window's rim and has it dropped. 0.6 found 27 instead of 22 of the 81 "
+                                "active annotated cells of the Neurofinder recording, but makes the fit "
+                                "~40 % slower, so it is off by default.", min=0.0, max=0.95)
     background_spacing: float = _key(3.0, "Neuropil/background is modelled by smooth bilinear 'tent' footprints on "
                                      "a grid with this spacing (in cell diameters), each with its own trace.",
                                      min=0.5)

@@ -157,7 +157,7 @@ def test_kept_cells_are_ordered_strongest_first(easy_movie):
     rng = np.random.default_rng(0)
     shuffled = rng.permutation(det.n_cells)   # whatever order detection hands over
     det = dataclasses.replace(det, footprints=det.footprints[shuffled], traces=det.traces[shuffled],
-                              seeds=det.seeds[shuffled], neuropil_traces=det.neuropil_traces[shuffled])
+                              seeds=det.seeds[shuffled])
     out = curate(det, movie, Config().curate)
     snr = trace_snr(out.traces)
     assert out.n_cells >= 18 and np.all(np.diff(snr) <= 0), snr
@@ -298,7 +298,8 @@ def test_event_images_read_the_movie_once_in_order(tmp_path):
 
 def test_neuropil_traces_follow_the_kept_cells(easy_movie):
     movie = easy_movie.movie
-    det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+    det = find_cells(movie, Config().replace({"detect.neuropil_ring": 0.6}).detect, cell_diameter=8.0,
+                     frame_rate=10.0)
     out = curate(det, movie, Config().curate)
     kept = [int(np.flatnonzero((det.traces == t).all(axis=1))[0]) for t in out.traces]   # unmerged cells
     np.testing.assert_array_equal(out.neuropil_traces, det.neuropil_traces[kept])

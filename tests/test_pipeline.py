@@ -120,7 +120,8 @@ def test_switches_to_out_of_core_when_memory_is_short(tmp_path, five_cells, monk
 
 def test_local_method_default_recovers_sample_cells(tmp_path, five_cells):
     movie_path, truth = five_cells
-    result = caimg_nmf.run(input=movie_path, cell_diameter=8, output=tmp_path / "r.h5", figures=False, quiet=True)
+    result = caimg_nmf.run(input=movie_path, cell_diameter=8, output=tmp_path / "r.h5", figures=False, quiet=True,
+                           overrides={"detect.neuropil_ring": 0.6})
     assert result.config.factorize.method == "local"
     assert result.n_cells == 5
     cos, corr = match_report(result.footprints, result.traces, truth)
