@@ -234,7 +234,8 @@ class DetectConfig:
                                     "diameters from every existing seed.", min=0.0)
     max_rim: float = _key(0.15, "Components whose mask covers more than this fraction of the outer ring of their "
                           "window (radius window_radius diameters) are spread-out background, not cells: "
-                          "dropped before the last fit.", min=0.0, max=1.0)
+                          "they stay in the fit, so that their signal is not pushed onto nearby cells, and "
+                          "are reported as rejected.", min=0.0, max=1.0)
     split_blobs: bool = _key(True, "Before the last fit, split a component whose footprint (the ROI rule: 0.3 x "
                              "peak after a 0.7 px blur) has two or more separate regions of at least half a "
                              "cell disc into one component per region, each then fitted with its own trace.")
@@ -256,7 +257,7 @@ class CurateConfig:
                                     min=0.0, max=1.0)
     min_compactness: float = _key(0.35, "Reject masks whose area / area of the enclosing disc (about the centroid) "
                                   "is below this (long thin shapes: dendrites, vessels).", min=0.0, max=1.0)
-    min_consistency: float = _key(0.4, "Reject components whose event image (the movie at the 5 % of frames where "
+    min_consistency: float = _key(0.6, "Reject components whose event image (the movie at the 5 % of frames where "
                                   "the trace is highest, minus the movie where it is in its lower half) correlates "
                                   "less than this with the footprint: what lights up with the trace must look like "
                                   "the footprint. -1 turns the check off.", min=-1.0, max=1.0)

@@ -179,7 +179,8 @@ def test_merges_one_cell_split_in_time_over_two_components(easy_movie):
     events = np.flatnonzero(c > np.percentile(c, 90))
     first = np.zeros_like(c)
     first[: len(c) // 2] = 1.0                     # first half of the recording / second half
-    a_trace, b_trace = c * first, c * (1 - first)
+    rest = np.percentile(c, 20)                    # both components keep the resting level
+    a_trace, b_trace = rest + (c - rest) * first, rest + (c - rest) * (1 - first)
     f = det.footprints[k]
     cy, cx = np.unravel_index(np.argmax(f), f.shape)
     left, right = f.copy(), f.copy()

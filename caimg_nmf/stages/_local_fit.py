@@ -68,7 +68,7 @@ def _hals_H(H, WtX, WtW, sweeps):
 TRACE_CHUNK_BYTES = 256 * 1024**2
 
 
-def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b):
+def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b, trace_exclude=None):
     """Local HALS on one tile.
 
     Xt_b : (Tb, P) time-binned tile; read_frames(t0, t1) : the full-rate tile's frames t0..t1 as a
@@ -77,6 +77,8 @@ def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b):
         so a long recording never has its whole full-rate tile in memory.
     W : (P, K) initial footprints; the first ``len(supports)`` columns are cells, each nonzero only
         on the pixel indices ``supports[k]``; the other columns are fixed background tents.
+    trace_exclude : (K,) bool or None: columns left out of the full-rate trace refit (their full-rate
+        trace is 0; they took part in the binned fit).
     Returns (W, H binned, H at full rate).
     """
     ncell = len(supports)
@@ -122,6 +124,11 @@ def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b):
     if Hf.shape[1] < T:
         Hf = np.concatenate([Hf, np.repeat(Hf[:, -1:], T - Hf.shape[1], axis=1)], axis=1)
     Hf = np.ascontiguousarray(Hf, dtype=np.float32)
+    if trace_exclude is not None and trace_exclude.any():
+        out = np.flatnonzero(trace_exclude)
+        Hf[out] = 0.0
+        WtW = WtW.copy()
+        WtW[out, out] = 0.0   # _hals_H skips these rows; at 0 they explain nothing
     if n_trace_iter:
         copies = 1 + sum(len(sup) for sup in supports) / max(1, W.shape[0])   # the tile + per-cell blocks
         chunk = max(64, int(TRACE_CHUNK_BYTES / (4 * W.shape[0] * copies)))
@@ -178,7 +185,8 @@ def residual(Xb, win, centres, ri, traces_b, py, px, bg_b):
     return R
 
 
-def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_trace_iter, b, ring_inner):
+def _solve_tile(X, Xb, centres, init, ri, py, px, disc, trace_exclude, origin, ts, n_iter, n_trace_iter, b,
+                ring_inner):
     """Set up and fit the tile at ``origin`` (plus a margin of ri + 1 pixels): the cells whose window
     reaches into it, their neuropil rings (``ring_inner`` > 0) and the tents that are nonzero on it.
     Returns its geometry and fitted factors (columns: cells, tents, rings)."""
@@ -213,7 +221,8 @@ def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_tr
     if ring_inner > 0:
         # each cell's local neuropil: a ring to the edge of its window, without the pixels of cells
         # (its own included), so that it cannot take up a neighbour
-        cells_px = (Wt[:, :, :nc] >= 0.3).any(axis=2)
+        cols = np.arange(nc) if trace_exclude is None else np.flatnonzero(~trace_exclude[idx])
+        cells_px = (Wt[:, :, cols] >= 0.3).any(axis=2)   # (background components do not count)
         r = np.sqrt(squared_radius(ri))
         ring = (r >= ring_inner * ri) & (r <= ri)
         for j, (in_tile, in_win) in enumerate(parts):
@@ -228,7 +237,13 @@ def _solve_tile(X, Xb, centres, init, ri, py, px, disc, origin, ts, n_iter, n_tr
     def read_frames(t0, t1):
         return np.asarray(X[t0:t1, y0:y1, x0:x1], np.float32).reshape(t1 - t0, -1)
 
-    Wt, Hb, Hf = _fit_tile(Xt_b, read_frames, T, Wt, supports, n_iter, n_trace_iter, b)
+    excluded = None
+    if trace_exclude is not None:   # the cells' columns, and their rings
+        excluded = np.zeros(Wt.shape[1], bool)
+        excluded[:nc] = trace_exclude[idx]
+        if ring_inner > 0:
+            excluded[nc + nb:] = trace_exclude[idx]
+    Wt, Hb, Hf = _fit_tile(Xt_b, read_frames, T, Wt, supports, n_iter, n_trace_iter, b, excluded)
     return y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf
 
 
@@ -286,7 +301,7 @@ def _map_tiles(args, settings, origins, n_jobs):
 
 
 def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b, n_jobs=1,
-              neuropil_ring=0.0):
+              neuropil_ring=0.0, trace_exclude=None):
     """Fit footprints (in windows) and traces of the cells at ``centres`` with the background tents.
 
     init : (K, w, w) initial footprints in windows (w = 2 ri + 1), zero outside the disc of radius ri.
@@ -294,6 +309,8 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
     neuropil_ring : > 0: each cell also gets a fixed ring footprint from ``neuropil_ring`` x ri to ri
         around its centre, minus the pixels where any cell's initial footprint is >= 0.3 of its peak,
         with a free trace: the local neuropil, which otherwise makes footprints spread into a halo.
+    trace_exclude : (K,) bool, optional: components (and their rings) fitted on the time-binned movie
+        but left out of the full-rate trace refit (their full-rate trace is 0).
     Returns (win, traces (K, T), traces_b (K, Tb), bg (B, T), bg_b (B, Tb), neuropil (K, T) or None):
     ``neuropil`` is each ring's trace, fluorescence per ring pixel on top of the tents.
     """
@@ -313,7 +330,8 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
     disc = squared_radius(ri) <= ri * ri   # each footprint may be nonzero on this disc only
     origins = [(ty, tx) for ty in range(0, H, ts) for tx in range(0, W, ts)]
 
-    args = (X, Xb, centres, init, ri, py, px, disc)
+    args = (X, Xb, centres, init, ri, py, px, disc,
+            None if trace_exclude is None else np.asarray(trace_exclude, bool))
     settings = (ts, n_iter, n_trace_iter, b, float(neuropil_ring))
     # the tiles' generator first: zip then runs it to its end (its pool is shut down there)
     for (y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf), (ty, tx) in zip(_map_tiles(args, settings, origins, n_jobs), origins):

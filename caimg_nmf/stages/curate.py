@@ -220,13 +220,19 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         if k in changed:
             kept_src[i] = changed[k]
     seeds = det.seeds if det.seeds is not None and len(det.seeds) == K else None
+    # the rejected footprints: those of the detection (components spread over their window), then
+    # these, written into one array (no concatenated copy: on big fields these are hundreds of MB)
+    prev_rej = det.rejected_footprints
+    n_prev = len(prev_rej)
     if windowed:
         ri = det.window_radius
         kept_fp = windows_to_dense(kept_src, seeds[keep], ri, shape)
-        rej_fp = windows_to_dense(source[rej], seeds[rej], ri, shape,
-                                  out=np.zeros((len(rej),) + shape, np.float16))
+        rej_fp = np.zeros((n_prev + len(rej),) + shape, np.float16)
+        rej_fp[:n_prev] = prev_rej
+        windows_to_dense(source[rej], seeds[rej], ri, shape, out=rej_fp[n_prev:])
     else:
-        kept_fp, rej_fp = kept_src, source[rej]
+        kept_fp = kept_src
+        rej_fp = np.concatenate([prev_rej.astype(source.dtype, copy=False), source[rej]]) if n_prev else source[rej]
     # "merged into k" refers to indices of the input; say which output cell that is
     new_index = {k: i for i, k in enumerate(keep)}
     rej_reasons = []
@@ -237,7 +243,6 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         rej_reasons.append(r)
     info = dict(det.info)
     info["curate"] = {"n_in": int(K), "n_kept": len(keep), "n_rejected": len(rej)}
-    prev_rej = det.rejected_footprints
     return dataclasses.replace(
         det,
         footprints=kept_fp,
@@ -245,8 +250,7 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
         traces=traces[keep],
         neuropil_traces=None if det.neuropil_traces is None else det.neuropil_traces[keep],
         seeds=None if seeds is None else seeds[keep],
-        rejected_footprints=np.concatenate([prev_rej.astype(rej_fp.dtype, copy=False), rej_fp])
-        if len(prev_rej) else rej_fp,
+        rejected_footprints=rej_fp,
         rejected_traces=np.concatenate([det.rejected_traces, det.traces[rej]]),
         rejected_reasons=list(det.rejected_reasons) + rej_reasons,
         info=info,
