@@ -85,6 +85,9 @@ def test_cells_in_bright_background_texture_are_kept():
         movie = (truth.movie + texture[None] * slow[:, None, None]).astype(np.float32)
         det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
         found += score(det.footprints, truth).n_matched
+        # each rejected background component says how far it spread (the fraction that made it background)
+        rims = [float(r.split(": ")[1].split()[0]) for r in det.rejected_reasons if r.startswith("spread")]
+        assert len(rims) == det.info["n_loose"] and min(rims) > Config().detect.max_rim, rims
     assert found >= 28, found
 
 

@@ -234,10 +234,12 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
     # ... and in the last fit, but not in its full-rate traces: there they took part of the cells'
     # light (trace correlation with the planted cells 0.978 -> 0.969, median, realistic synthetic
     # scenario). The components that spread in the last fit are local background as well
-    loose = rim_fraction(win, ri) > cfg.max_rim
+    rim_before = rim_fraction(win, ri)
+    loose = rim_before > cfg.max_rim
     win, traces, traces_b, bg, _, neuropil = refit(seeds, win, n_iter=cfg.n_iter, n_trace_iter=cfg.n_trace_iter,
                                                    trace_exclude=loose)
-    rim = rim_fraction(win, ri)
+    # the rim fraction that made each background component one (before the last fit, or in it)
+    rim = np.where(loose, rim_before, rim_fraction(win, ri))
     loose |= rim > cfg.max_rim
     # the loose components' traces: from the time-binned fit
     traces[loose] = np.repeat(traces_b[loose], b, axis=1)[:, :traces.shape[1]] if b > 1 else traces_b[loose]
@@ -309,7 +311,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     # windows (big fields: they are only shown)
     rej_fp = windows_to_dense(win[loose], seeds[loose], ri, (H, W),
                               out=np.zeros((int(loose.sum()), H, W), np.float32 if dense else np.float16))
-    rej_reasons = [f"spread over its window: {r:.2f} of the window's rim in its mask > max_rim {cfg.max_rim} "
+    rej_reasons = [f"spread over its window: {r:.3f} of the window's rim in its mask > max_rim {cfg.max_rim} "
                    "(background or neuropil, not a cell)" for r in rim[loose]]
     rej_traces = traces[loose]
     seeds, win, traces = seeds[~loose], win[~loose], traces[~loose]
