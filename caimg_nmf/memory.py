@@ -45,12 +45,13 @@ def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, sum
     the float32 frames; the time-binned movie (at most ``max_binned_frames``, detect.time_bin) and one
     working copy of it (summary images, residual);
     the dense float32 footprints and 1-byte masks of the kept cells, float16 footprints of the
-    rejected ones (K ~ 0.2 pixels / diameter^2 of each, as measured on a dense cortical field), and the
+    rejected ones (K ~ 0.2 pixels / diameter^2 of each, as measured on a dense cortical field; the
+    detection's background components, about a quarter of them, held twice while curating), and the
     float32 background tents; ~64 MB of working space; and for each of the ``n_jobs`` tile workers
     its binned tile with the per-cell copies the fit reads (~1.6 x the tile) and a chunk of full-rate
     frames (at most ``TRACE_CHUNK_BYTES`` with its copies). Measured on 600 x 512 x 512 (d = 9, two
-    workers): machine memory in use 1.8 GB more during the run (0.3 GB uint16 input loaded before), this
-    estimate 2.9 GB."""
+    workers): machine memory in use 2.1 GB more during the run (0.3 GB uint16 input loaded before), this
+    estimate 3.0 GB."""
     from .stages._local_fit import TRACE_CHUNK_BYTES
     from .stages.detect import time_bin
     T, H, W = frames_shape
@@ -62,4 +63,4 @@ def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, sum
     B = (H / (3 * d) + 2) * (W / (3 * d) + 2)
     tile = (min(H, tile_size) + 2 * (d + 1)) * (min(W, tile_size) + 2 * (d + 1))
     worker = (T // b) * tile * 4 * 2.6 + min(T * tile * 4 * 1.6, TRACE_CHUNK_BYTES)
-    return int(T * P * 4 + 2 * binned + (K * (4 + 1 + 2) + B * 4) * P + 64 * 1024**2 + max(1, n_jobs) * worker)
+    return int(T * P * 4 + 2 * binned + (K * (4 + 1 + 2 + 0.25 * 2) + B * 4) * P + 64 * 1024**2 + max(1, n_jobs) * worker)

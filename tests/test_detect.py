@@ -180,6 +180,18 @@ def test_full_rate_traces_refitted_in_chunks_of_frames_match(easy_movie, monkeyp
     np.testing.assert_allclose(chunked.traces, whole.traces, rtol=1e-4, atol=1e-4 * whole.traces.max())
 
 
+def test_frame_count_not_a_multiple_of_the_time_bin():
+    # 301 frames at 10 Hz are binned by 2: the background components' traces (from the binned fit)
+    # must still cover every frame
+    truth = make_movie(n_cells=16, shape=(64, 64), n_frames=301, cell_diameter=8.0, min_separation=9.6,
+                       noise=0.1, seed=0)
+    det = find_cells(truth.movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
+    assert det.info["time_bin"] == 2 and det.info["n_loose"] > 0
+    assert det.traces.shape[1] == det.rejected_traces.shape[1] == 301
+    assert (det.rejected_traces[:, -1] == det.rejected_traces[:, -2]).all()   # the last frame: its bin's value
+    assert score(det.footprints, truth).recall == 1.0
+
+
 def test_components_left_out_of_the_full_rate_traces(easy_movie):
     # the last fit keeps the components spread over their window (background) in the binned fit, but
     # not in the full-rate traces, where they would take part of the cells' light
@@ -205,6 +217,8 @@ def test_components_left_out_of_the_full_rate_traces(easy_movie):
     np.testing.assert_array_equal(left[0], plain[0])          # the binned fit is the same ...
     np.testing.assert_array_equal(left[2], plain[2])
     assert not left[1][out].any() and left[1][~out].any(axis=1).all()   # ... their full-rate traces are 0
+    # and the others were refitted without them (not merely fitted with them, then zeroed)
+    assert not np.allclose(left[1][~out], plain[1][~out]) and not np.allclose(left[3], plain[3])
     # with neuropil rings: theirs are left out too
     ringed = fit_cells(movie, Xb, seeds, windows, ri, py, px, trace_exclude=out, neuropil_ring=0.6, **fit)
     assert not ringed[5][out].any() and ringed[5][~out].any(axis=1).all()

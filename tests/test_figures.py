@@ -159,6 +159,24 @@ def test_motion_rank_rejected_loss():
     assert ax.get_xlabel() == "Iteration" and len(ax.get_lines()[0].get_ydata()) == 40
 
 
+def test_rejected_shows_every_kind_of_reason():
+    # the detection's background components come first and may be hundreds: when not all fit, each
+    # kind of reason gets its turn, and the title counts kinds, not exact strings
+    r, _ = planted(K=3)
+    n_bg, n_snr = 70, 5
+    fps = np.repeat(r.footprints[:1], n_bg + n_snr, axis=0)
+    reasons = [f"spread over its window: {0.2 + i / 1000:.3f} of the window's rim" for i in range(n_bg)]
+    reasons += [f"low SNR {2.0 + i / 10:.1f} < 3.0" for i in range(n_snr)]
+    r.extras.update({"rejected/footprints": fps, "rejected/reasons": reasons,
+                     "rejected/traces": np.zeros((n_bg + n_snr, r.traces.shape[1]), np.float32)})
+    fig = rejected(r, max_shown=20)
+    labels = [a.get_xlabel() for a in fig.axes if a.get_visible()]
+    titles = [a.get_title() for a in fig.axes if a.get_visible()]
+    assert len(labels) == 20 and sum(lb.startswith("low SNR") for lb in labels) == n_snr
+    assert titles[0] == "#0" and "#70" in titles     # panels keep their index in /rejected/
+    assert "70 spread over its window; 5 low SNR" in fig._suptitle.get_text()
+
+
 # -- montage -----------------------------------------------------------------------------------
 def test_montage_ids_and_pages():
     r, _ = planted(K=7)

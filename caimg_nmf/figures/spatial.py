@@ -1,6 +1,8 @@
 """Spatial figures: footprint montage, ROI contours over the mean/correlation image, rejected components."""
 from __future__ import annotations
 
+import itertools
+import re
 import textwrap
 
 import numpy as np
@@ -138,6 +140,11 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
         return fig
 
 
+def _reason_kind(reason: str) -> str:
+    """A rejection reason without its figures: 'low SNR 2.4 < 3.0' -> 'low SNR'."""
+    return re.split(r"[:<>(]|\d", reason, maxsplit=1)[0].strip() or reason
+
+
 def rejected(result, *, max_shown: int = 60, style=None):
     """Components the pipeline rejected: each footprint (crop) with its reason underneath, and a
     count per reason in the title."""
@@ -149,7 +156,16 @@ def rejected(result, *, max_shown: int = 60, style=None):
         R = len(fps)
         reasons = list(result.get("rejected/reasons") or [])
         reasons = [str(r) for r in reasons] + ["(no reason saved)"] * (R - len(reasons))
+        # by kind ("area", "low SNR", "spread over its window", ...: the reason without its figures);
+        # when not all fit, every kind gets its turn (the detection's background components come first
+        # and may be hundreds)
+        kinds = [_reason_kind(r) for r in reasons]
+        groups = {}
+        for i, k in enumerate(kinds):
+            groups.setdefault(k, []).append(i)
+        order = [i for row in itertools.zip_longest(*groups.values()) for i in row if i is not None]
         shown = min(R, max_shown)
+        order = sorted(order[:shown])
         ncols = min(shown, 6 if shown <= 24 else 8)
         nrows = -(-shown // ncols)
         width = single_width() * (1 if ncols <= 3 else 2)
@@ -163,20 +179,19 @@ def rejected(result, *, max_shown: int = 60, style=None):
 
         fs = 5.0 * font_scale()
         wrap = max(8, int(panel * 72 / (fs * 0.55)))
-        for i, ax in enumerate(axes.flat):
+        for j, ax in enumerate(axes.flat):
             empty_axes(ax)
-            if i >= shown:
+            if j >= shown:
                 ax.set_visible(False)
                 continue
+            i = order[j]
             center = _center_of(normed[i] >= 0.2, normed[i])
             ax.imshow(crop(normed[i], center, size), cmap=FOOTPRINT_CMAP, vmin=0, vmax=1)
             ax.set_title(f"#{i}", fontsize=fs, pad=1)
             ax.set_xlabel("\n".join(textwrap.wrap(reasons[i], wrap)[:3]), fontsize=fs, labelpad=1,
                           color="#D55E00")
-        counts = {}
-        for r in reasons:
-            counts[r] = counts.get(r, 0) + 1
-        summary = "; ".join(f"{c} {r}" for r, c in sorted(counts.items(), key=lambda kv: -kv[1])[:4])
-        more = f" (first {shown} shown)" if shown < R else ""
+        counts = {k: len(v) for k, v in groups.items()}
+        summary = "; ".join(f"{c} {k}" for k, c in sorted(counts.items(), key=lambda kv: -kv[1])[:4])
+        more = f" ({shown} shown, each kind in turn)" if shown < R else ""
         fig.suptitle(f"Rejected components: {R}{more}\n{summary}", fontsize=7 * font_scale())
         return fig

@@ -64,6 +64,16 @@ def _hals_H(H, WtX, WtW, sweeps):
     return H
 
 
+def upsample_traces(traces_b, b, T):
+    """(K, T) float32 traces at the full rate from (K, Tb) time-binned ones (bins of ``b`` frames): each
+    value repeated over its bin; frames after the last whole bin take its value."""
+    out = np.repeat(np.asarray(traces_b, np.float32), b, axis=1)[:, :T]
+    if out.shape[1] < T:
+        last = out[:, -1:] if out.shape[1] else np.zeros((out.shape[0], 1), np.float32)
+        out = np.concatenate([out, np.repeat(last, T - out.shape[1], axis=1)], axis=1)
+    return np.ascontiguousarray(out)
+
+
 #: bytes of full-rate tile frames (and their per-cell copies) held at a time by the trace refit
 TRACE_CHUNK_BYTES = 256 * 1024**2
 
@@ -120,10 +130,7 @@ def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b, trace_
         H[:ncell] *= peak[:, None]
         WtW = gram(W)
         H = _hals_H(H, wtx(W, blocks, tent_WtX), WtW, 2)
-    Hf = np.repeat(H, b, axis=1)[:, :T]
-    if Hf.shape[1] < T:
-        Hf = np.concatenate([Hf, np.repeat(Hf[:, -1:], T - Hf.shape[1], axis=1)], axis=1)
-    Hf = np.ascontiguousarray(Hf, dtype=np.float32)
+    Hf = upsample_traces(H, b, T)
     if trace_exclude is not None and trace_exclude.any():
         out = np.flatnonzero(trace_exclude)
         Hf[out] = 0.0
@@ -220,9 +227,10 @@ def _solve_tile(X, Xb, centres, init, ri, py, px, disc, trace_exclude, origin, t
         parts.append((in_tile, in_win))
     if ring_inner > 0:
         # each cell's local neuropil: a ring to the edge of its window, without the pixels of cells
-        # (its own included), so that it cannot take up a neighbour
+        # (its own included), so that it cannot take up a neighbour. Components left out of the
+        # traces (background) do not count as cells; their own rings are left out of the traces too
         cols = np.arange(nc) if trace_exclude is None else np.flatnonzero(~trace_exclude[idx])
-        cells_px = (Wt[:, :, cols] >= 0.3).any(axis=2)   # (background components do not count)
+        cells_px = (Wt[:, :, cols] >= 0.3).any(axis=2)
         r = np.sqrt(squared_radius(ri))
         ring = (r >= ring_inner * ri) & (r <= ri)
         for j, (in_tile, in_win) in enumerate(parts):
@@ -307,7 +315,8 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
     init : (K, w, w) initial footprints in windows (w = 2 ri + 1), zero outside the disc of radius ri.
     n_jobs : tiles fitted at the same time (worker processes; 1: in this process).
     neuropil_ring : > 0: each cell also gets a fixed ring footprint from ``neuropil_ring`` x ri to ri
-        around its centre, minus the pixels where any cell's initial footprint is >= 0.3 of its peak,
+        around its centre, minus the pixels where any cell's initial footprint is >= 0.3 of its peak
+        (cells in ``trace_exclude`` do not count),
         with a free trace: the local neuropil, which otherwise makes footprints spread into a halo.
     trace_exclude : (K,) bool, optional: components (and their rings) fitted on the time-binned movie
         but left out of the full-rate trace refit (their full-rate trace is 0).

@@ -35,7 +35,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._local_fit import fit_cells, residual, resolve_n_jobs, squared_radius, tents, windows_to_dense
+from ._local_fit import (fit_cells, residual, resolve_n_jobs, squared_radius, tents, upsample_traces,
+                         windows_to_dense)
 from ._merge import merge_groups, merged_windows, rim_fraction
 from ._split import split_blobs
 from ._summary import find_seeds, summary_images
@@ -242,7 +243,7 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
     rim = np.where(loose, rim_before, rim_fraction(win, ri))
     loose |= rim > cfg.max_rim
     # the loose components' traces: from the time-binned fit
-    traces[loose] = np.repeat(traces_b[loose], b, axis=1)[:, :traces.shape[1]] if b > 1 else traces_b[loose]
+    traces[loose] = upsample_traces(traces_b[loose], b, traces.shape[1])
     counts["n_loose"] = int(loose.sum())
     return seeds, win, traces, bg, neuropil, loose, rim, ri, (py, px), counts
 
