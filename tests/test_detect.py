@@ -349,5 +349,5 @@ def test_neuropil_ring_takes_up_the_halo_and_gives_its_trace():
         outside[ring] = float((f[r > 5] ** 2).sum() / (f ** 2).sum())   # footprint energy off the soma
         assert np.corrcoef(det.traces[0], cell)[0, 1] >= 0.93
     assert det.neuropil_traces.shape == (1, T)
-    assert np.corrcoef(det.neuropil_traces[0], neuropil)[0, 1] >= 0.9     # measured 0.944
-    assert outside[0.6] < 0.5 * outside[0.0], outside                     # measured 0.032 vs 0.095
+    assert np.corrcoef(det.neuropil_traces[0], neuropil)[0, 1] >= 0.9     # measured 0.930
+    assert outside[0.6] < 0.5 * outside[0.0], outside                     # measured 0.007 vs 0.039
