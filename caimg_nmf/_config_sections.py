@@ -214,7 +214,7 @@ class DetectConfig:
                                 "of cells, with a trace of its own (Suite2p's neuropil mask, fitted jointly "
                                 "with the cells; saved as /neuropil_traces). It takes up the halo of neuropil "
                                 "that follows a cell's activity, which otherwise spreads the footprint to its "
-                                "window's rim. On the Neurofinder recording 0.6 gave F1 0.288 against 0.311 "
+                                "window's rim. On the Neurofinder recording 0.6 gave F1 0.287 against 0.319 "
                                 "without it, and it makes the fit ~40 % slower: off by default.", min=0.0, max=0.95)
     background_spacing: float = _key(3.0, "Neuropil/background is modelled by smooth bilinear 'tent' footprints on "
                                      "a grid with this spacing (in cell diameters), each with its own trace.",
