@@ -180,6 +180,27 @@ def test_full_rate_traces_refitted_in_chunks_of_frames_match(easy_movie, monkeyp
     np.testing.assert_allclose(chunked.traces, whole.traces, rtol=1e-4, atol=1e-4 * whole.traces.max())
 
 
+def test_pieces_of_one_cell_are_merged():
+    # an elongated cell (two overlapping lobes, one trace) is seeded twice: the pieces are merged into
+    # one cell covering both lobes, refitted by the last fit (with neuropil rings the merged footprint
+    # is refitted before it, as the rings' holes are cut from it)
+    rng = np.random.default_rng(0)
+    T, shape = 400, (48, 48)
+    lobes = np.maximum(_blob(shape, 24, 21, 2.5), _blob(shape, 24, 27, 2.5))
+    calcium = _calcium(rng, T)
+    movie = (1 + 2 * lobes[None] * calcium[:, None, None] + rng.normal(0, 0.1, (T,) + shape)).astype(np.float32)
+    for ring in (0.0, 0.6):
+        det = find_cells(movie, Config().replace({"detect.neuropil_ring": ring}).detect, cell_diameter=8.0,
+                         frame_rate=10.0)
+        assert det.info["n_merged"] == 2
+        k = int(np.argmax(np.ptp(det.traces, axis=1)))
+        assert np.corrcoef(det.traces[k], calcium)[0, 1] >= 0.99
+        mask = det.footprints[k] >= 0.3
+        assert mask[24, 21] and mask[24, 27] and mask.sum() >= 70, mask.sum()   # measured 85 and 83 px
+        if ring == 0.0:
+            assert det.n_cells == 1
+
+
 def test_frame_count_not_a_multiple_of_the_time_bin():
     # 301 frames at 10 Hz are binned by 2: the background components' traces (from the binned fit)
     # must still cover every frame
