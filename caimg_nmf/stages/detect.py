@@ -222,8 +222,8 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
     rim_before = rim_fraction(win, ri)
     loose = rim_before > cfg.max_rim
     # pieces of one cell (touching, correlated traces; chains joined) are merged once: the last fit
-    # refits them. (Merging, refitting and merging again took 50 % more fit time (26 vs 17 s), for F1 0.311
-    # instead of 0.319 on the real recording)
+    # refits them. (Merging, refitting and merging again took 50 % more fit time, 26 vs 17 s, for
+    # F1 0.311 instead of 0.319 on the real recording)
     groups = []
     if cfg.merge_corr < 1:
         groups = merge_groups(win[~loose], seeds[~loose], traces_b[~loose], threshold=0.3,
