@@ -134,8 +134,7 @@ def _fit_tile(Xt_b, read_frames, T, W, supports, n_iter, n_trace_iter, b, trace_
     if trace_exclude is not None and trace_exclude.any():
         out = np.flatnonzero(trace_exclude)
         Hf[out] = 0.0
-        WtW = WtW.copy()
-        WtW[out, out] = 0.0   # _hals_H skips these rows; at 0 they explain nothing
+        WtW[out, out] = 0.0   # _hals_H skips these rows; at 0 they explain nothing (WtW is not used after)
     if n_trace_iter:
         copies = 1 + sum(len(sup) for sup in supports) / max(1, W.shape[0])   # the tile + per-cell blocks
         chunk = max(64, int(TRACE_CHUNK_BYTES / (4 * W.shape[0] * copies)))
