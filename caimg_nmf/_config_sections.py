@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Optional, Union
 
 __all__ = ["SECTIONS", "InputConfig", "PreprocessConfig", "MotionConfig", "FactorizeConfig", "NMFConfig",
-           "RankConfig", "DetectConfig", "CurateConfig", "RoisConfig", "TracesConfig", "SpikesConfig",
+           "RankConfig", "DetectConfig", "CurateConfig", "SomataConfig", "RoisConfig", "TracesConfig", "SpikesConfig",
            "OutputConfig", "FiguresConfig"]
 
 
@@ -271,6 +271,19 @@ class CurateConfig:
 
 
 @dataclass(frozen=True)
+class SomataConfig:
+    section: ClassVar[str] = "somata"
+    enabled: bool = _key(True, "Local method: add, as cells, somata seen in the mean image (a bright ring of "
+                         "cytoplasm round a dimmer nucleus, as GCaMP shows them) that no activity-found cell "
+                         "covers: cells that barely fire in the recording. Their footprints are discs of one "
+                         "cell diameter; the result's /cells/origin says 'mean image' for them.")
+    min_contrast: float = _key(2.5, "Smallest ring-minus-centre contrast of a soma, in robust standard "
+                               "deviations (median, MAD) of that contrast over the frame.", min=0.0)
+    max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
+                              "mask of a cell already found.", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
 class SpikesConfig:
     section: ClassVar[str] = "spikes"
     enabled: bool = _key(True, "Infer spikes from the traces (nonnegative deconvolution).")
@@ -289,5 +302,5 @@ class SpikesConfig:
 
 
 SECTIONS: tuple = (InputConfig, PreprocessConfig, MotionConfig, FactorizeConfig, NMFConfig, RankConfig,
-                   DetectConfig, CurateConfig, RoisConfig, TracesConfig, SpikesConfig, OutputConfig,
+                   DetectConfig, CurateConfig, SomataConfig, RoisConfig, TracesConfig, SpikesConfig, OutputConfig,
                    FiguresConfig)

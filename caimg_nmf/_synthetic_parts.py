@@ -60,14 +60,16 @@ def place_centres(rng, n_cells, shape, diameters, min_sep, max_tries=200):
     return centres
 
 
-def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3):
+def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3, nucleus_depth=(0.2, 0.4), bodies=False,
+                    nucleus_size=0.4):
     """Soft, irregular, elliptical cell footprints with peak 1.
 
     Each footprint is ``EDGE_LEVEL ** (u ** p)`` where ``u`` is an elliptical radius
     (random ellipticity and orientation, wobbled by low angular harmonics) scaled so that
     ``u = 1`` at the nominal radius, and ``p`` in [2, 3.5] sets how flat-topped the cell
-    is. A fraction ``nucleus_prob`` of cells get a dimmer nucleus (centre darkened by up
-    to 40 %). Values below ``CUTOFF`` are zeroed; each footprint is rescaled to max 1.
+    is. A fraction ``nucleus_prob`` of cells get a dimmer nucleus (centre darkened by a
+    fraction drawn from ``nucleus_depth``: 0.2-0.4 a dim nucleus, 0.7-0.9 the ring of a
+    cytosolic indicator such as GCaMP, whose nucleus stays dark). Values below ``CUTOFF`` are zeroed; each footprint is rescaled to max 1.
 
     Parameters
     ----------
@@ -77,14 +79,22 @@ def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3):
     shape : tuple of int
         (H, W).
     nucleus_prob : float
+    nucleus_depth : (float, float)
+    nucleus_size : float
+        Radius of the nucleus (its Gaussian's width) in cell radii.
+    bodies : bool
+        Also return each cell's body: its footprint without the nucleus, peak 1 (where the cell
+        displaces the neuropil).
 
     Returns
     -------
     footprints : ndarray, shape (K, H, W), float32
+    bodies : ndarray, shape (K, H, W), float32 (only with ``bodies=True``)
     """
     H, W = shape
     K = len(centres)
     out = np.zeros((K, H, W), np.float32)
+    body = np.zeros((K, H, W), np.float32) if bodies else None
     for k in range(K):
         R = diameters[k] / 2.0
         ecc = rng.uniform(0.0, 0.35)
@@ -93,7 +103,7 @@ def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3):
         harm_amp = rng.uniform(0.0, 0.08, size=3)
         harm_phase = rng.uniform(0.0, 2 * np.pi, size=3)
         has_nucleus = rng.random() < nucleus_prob
-        nuc_depth = rng.uniform(0.2, 0.4)
+        nuc_depth = rng.uniform(*nucleus_depth)
         half = int(np.ceil(2.2 * R * (1 + ecc))) + 1
         r0, c0 = centres[k]
         rlo, rhi = max(0, int(r0) - half), min(H, int(r0) + half + 2)
@@ -108,12 +118,15 @@ def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3):
         wobble = 1.0 + sum(harm_amp[i] * np.cos((i + 2) * ang + harm_phase[i]) for i in range(3))
         u = u / wobble
         f = EDGE_LEVEL ** (u ** p)
+        if bodies:
+            g = f / f.max()
+            body[k, rlo:rhi, clo:chi] = np.where(g < CUTOFF, 0.0, g)
         if has_nucleus:
-            f = f * (1.0 - nuc_depth * np.exp(-(u / 0.4) ** 2))
+            f = f * (1.0 - nuc_depth * np.exp(-(u / nucleus_size) ** 2))
         f = f / f.max()
         f[f < CUTOFF] = 0.0
         out[k, rlo:rhi, clo:chi] = f
-    return out
+    return (out, body) if bodies else out
 
 
 def spikes_and_calcium(rng, n_cells, n_frames, frame_rate, spike_rate, tau_decay, min_spikes=3):

@@ -30,11 +30,11 @@ from .errors import ConfigError
 # The sections live in their own module; they are re-exported here, the one place users import them from.
 from ._config_sections import (  # noqa: F401
     SECTIONS, CurateConfig, DetectConfig, FactorizeConfig, FiguresConfig, InputConfig, MotionConfig, NMFConfig,
-    OutputConfig, PreprocessConfig, RankConfig, RoisConfig, SpikesConfig, TracesConfig)
+    OutputConfig, PreprocessConfig, RankConfig, RoisConfig, SomataConfig, SpikesConfig, TracesConfig)
 
 __all__ = ["Config", "load_config", "read_toml", "SECTIONS", "parse_override", "describe_defaults",
            "InputConfig", "PreprocessConfig", "MotionConfig", "FactorizeConfig", "NMFConfig", "RankConfig",
-           "DetectConfig", "CurateConfig", "RoisConfig", "TracesConfig", "SpikesConfig", "OutputConfig",
+           "DetectConfig", "CurateConfig", "SomataConfig", "RoisConfig", "TracesConfig", "SpikesConfig", "OutputConfig",
            "FiguresConfig"]
 
 

@@ -194,7 +194,7 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
                cell_diameter=8.0, diameter_jitter=0.25, min_separation=None,
                spike_rate=0.5, tau_decay=0.6, amplitude=(1.0, 2.0), baseline=(0.2, 0.5),
                background=1.0, neuropil=0.0, bleaching=0.0, motion=0.0, noise=0.1,
-               photon_scale=None, nucleus_prob=0.3, store_neuropil=True, seed=0):
+               photon_scale=None, nucleus_prob=0.3, nucleus_depth=(0.2, 0.4), nucleus_size=0.4, silent_fraction=0.0, soma_occlusion=0.0, store_neuropil=True, seed=0):
     """Generate a calcium-imaging movie with planted cells.
 
     Parameters
@@ -236,6 +236,21 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
         If set, Poisson shot noise with this many photons per movie unit.
     nucleus_prob : float
         Fraction of cells drawn with a dimmer nucleus.
+    nucleus_depth : float or (float, float)
+        How much a nucleus dims the centre of its cell, drawn uniformly in the range: the default
+        is a dim nucleus; (0.7, 0.9) gives the bright ring round a dark nucleus that a cytosolic
+        indicator (GCaMP) shows.
+    nucleus_size : float
+        Radius of a nucleus in cell radii (the width of its Gaussian profile); GCaMP-filled
+        somata show nuclei of about 0.6.
+    silent_fraction : float
+        Fraction of cells (rounded down) that never fire in the movie: only their resting
+        fluorescence shows, as in real recordings where many annotated cells stay silent.
+    soma_occlusion : float
+        Fraction of the background and neuropil light missing inside cell bodies, in [0, 1]:
+        somata displace the neuropil, so that (with a deep ``nucleus_depth``) a silent cell shows
+        in the mean image as a ring round a nucleus darker than its surroundings. 0 lets the
+        background show through the cells.
     store_neuropil : bool
         Keep the neuropil movie in the result (it is as large as the movie).
     seed : int
@@ -262,10 +277,16 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
            f"(fraction of fluorescence lost by the last frame).")
     _check(0 <= diameter_jitter < 1, f"make_movie: diameter_jitter={diameter_jitter!r} must "
            f"be in [0, 1).")
+    _check(0 <= silent_fraction <= 1, f"make_movie: silent_fraction={silent_fraction!r} must be in [0, 1].")
+    _check(0 < nucleus_size <= 1, f"make_movie: nucleus_size={nucleus_size!r} must be in (0, 1] (cell radii).")
+    _check(0 <= soma_occlusion <= 1, f"make_movie: soma_occlusion={soma_occlusion!r} must be in [0, 1].")
     _check(photon_scale is None or photon_scale > 0, f"make_movie: photon_scale="
            f"{photon_scale!r} must be positive (photons per movie unit) or None.")
     amp_lo, amp_hi = _range(amplitude, "amplitude")
     base_lo, base_hi = _range(baseline, "baseline")
+    nuc_lo, nuc_hi = _range(nucleus_depth, "nucleus_depth")
+    _check(0 <= nuc_lo and nuc_hi < 1, f"make_movie: nucleus_depth={nucleus_depth!r} must lie in [0, 1) "
+           "(the fraction of the centre's light a nucleus takes away).")
     K, T = int(n_cells), int(n_frames)
     params = dict(n_cells=K, shape=[H, W], n_frames=T, frame_rate=float(frame_rate),
                   cell_diameter=float(cell_diameter), diameter_jitter=float(diameter_jitter),
@@ -275,17 +296,24 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
                   background=float(background), neuropil=float(neuropil),
                   bleaching=float(bleaching), motion=float(motion), noise=float(noise),
                   photon_scale=None if photon_scale is None else float(photon_scale),
-                  nucleus_prob=float(nucleus_prob), seed=int(seed))
+                  nucleus_prob=float(nucleus_prob), nucleus_depth=[nuc_lo, nuc_hi],
+                  nucleus_size=float(nucleus_size), silent_fraction=float(silent_fraction),
+                  soma_occlusion=float(soma_occlusion), seed=int(seed))
 
-    r_cells, r_act, r_bg, r_np, r_mot, r_noise = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6))
+    # A 7th stream for the silent cells leaves the first six (and so every movie without them) unchanged.
+    r_cells, r_act, r_bg, r_np, r_mot, r_noise, r_silent = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7))
     # cells
     diam = cell_diameter * (1 + r_cells.uniform(-diameter_jitter, diameter_jitter, K))
     min_sep = 0.6 * cell_diameter if min_separation is None else float(min_separation)
     centres = parts.place_centres(r_cells, K, (H, W), diam, min_sep)
-    footprints = parts.make_footprints(r_cells, centres, diam, (H, W), nucleus_prob)
+    footprints, bodies = parts.make_footprints(r_cells, centres, diam, (H, W), nucleus_prob, (nuc_lo, nuc_hi),
+                                               bodies=True, nucleus_size=nucleus_size)
     # activity
     spikes, calcium = parts.spikes_and_calcium(r_act, K, T, frame_rate, spike_rate, tau_decay)
+    silent = r_silent.permutation(K)[:int(silent_fraction * K)]
+    spikes[silent] = 0
+    calcium[silent] = 0
     amps = r_act.uniform(amp_lo, amp_hi, K).astype(np.float32)
     bases = r_act.uniform(base_lo, base_hi, K).astype(np.float32)
     traces = amps[:, None] * calcium
@@ -300,9 +328,16 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
     act = (bases[:, None] + traces).T
     movie = (act @ footprints.reshape(K, -1)).reshape(T, H, W) if K else np.zeros((T, H, W),
                                                                                 np.float32)
-    movie += bg
-    if npil is not None:
-        movie += npil
+    if soma_occlusion > 0 and K:
+        # Neuropil light (background included) is missing where cell bodies displace it.
+        seen = 1 - np.float32(soma_occlusion) * np.minimum(bodies.sum(axis=0), 1)
+        movie += bg * seen
+        if npil is not None:
+            movie += npil * seen
+    else:
+        movie += bg
+        if npil is not None:
+            movie += npil
     movie *= bleach[:, None, None]
     shifts = parts.motion_shifts(r_mot, T, motion)
     if motion > 0:

@@ -82,6 +82,15 @@ def test_contours_one_line_per_cell_in_cell_colours(background):
     assert background.capitalize() in ax.get_title()
 
 
+def test_contours_dash_the_cells_found_in_the_mean_image():
+    r, _ = planted(K=4)
+    assert all(ln.get_linestyle() == "-" for ln in cell_lines(contours(r).axes[0]))   # no origin saved
+    r.extras["cells/origin"] = ["activity", "activity", "mean image", "activity"]
+    ax = contours(r).axes[0]
+    assert [ln.get_linestyle() for ln in cell_lines(ax)] == ["-", "-", "--", "-"]
+    assert "1 from the mean image" in ax.get_title()
+
+
 def test_contours_both_panels():
     r, _ = planted(K=3)
     fig = contours(r, "both")

@@ -94,7 +94,8 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
     image, the correlation image (``background="correlation"``) or both side by side
     (``background="both"``), with a scale bar (µm when ``pixel_size_um`` is known, else pixels).
 
-    Each cell's outline is one ``Line2D`` labelled ``"cell <k>"`` (gid ``"contour_<k>"``).
+    Each cell's outline is one ``Line2D`` labelled ``"cell <k>"`` (gid ``"contour_<k>"``), dashed
+    for cells found in the mean image rather than from their activity (``/cells/origin``).
     ``ids`` (default: when K ≤ 150) writes the cell ids next to the contours."""
     with styled(style):
         backgrounds = ["mean", "correlation"] if background == "both" else [background]
@@ -112,6 +113,9 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
         axes = fig.subplots(1, n, squeeze=False)[0]
         colors = cell_colors(K, style=False)
         outlines = [mask_outline(result.roi_masks[k]) for k in range(K)]
+        origin = result.get("cells/origin")
+        from_mean = np.zeros(K, bool) if origin is None or len(origin) != K else \
+            np.array([str(o) == "mean image" for o in origin])
         centers = centroids(result)
         um = pixel_size(result)
         import matplotlib.patheffects as pe
@@ -127,14 +131,16 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
                 pts = outlines[k]
                 if len(pts) == 0:  # empty mask: draw nothing visible but keep one line per cell
                     pts = np.full((1, 2), np.nan)
-                ax.plot(pts[:, 1], pts[:, 0], color=colors[k], lw=lw, label=f"cell {k}", gid=f"contour_{k}")
+                ax.plot(pts[:, 1], pts[:, 0], color=colors[k], lw=lw, label=f"cell {k}", gid=f"contour_{k}",
+                        ls="--" if from_mean[k] else "-")
                 if ids:
                     ax.text(centers[k][1], centers[k][0], str(k), color=colors[k], fontsize=fs, ha="center",
                             va="center", path_effects=outline_fx, gid=f"cell_id_{k}", clip_on=True)
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)
             add_image_scalebar(ax, W, H, um)
-            ax.set_title(f"{title} ({K} cell{'s' * (K != 1)})" if K else title)
+            seen = f", {from_mean.sum()} from the mean image: dashed" if from_mean.any() else ""
+            ax.set_title(f"{title} ({K} cell{'s' * (K != 1)}{seen})" if K else title)
             if K == 0:
                 note(ax, NO_CELLS, color="white", fontsize=9 * font_scale())
         return fig

@@ -1,0 +1,289 @@
+"""Somata seen in the mean image: cells that are there but barely fire in the recording.
+
+Activity-based detection (local NMF on the movie's fluctuations) cannot find a cell that does not
+fire, and finds a weakly firing one only when its events stand out. Yet with a cytosolic indicator
+such as GCaMP a soma is visible in the mean image: a ring of bright cytoplasm around a darker
+nucleus, the shape annotators draw around. This stage finds those rings and adds, as cells, the ones
+that no activity-found cell covers.
+
+The contrast image: the mean image, locally normalised (minus its Gaussian blur over three cell
+diameters, over the local standard deviation on that scale), correlated with the mean over a ring
+(0.5 to 1.1 cell radii) minus the mean over the centre disc (0.5 radii). Its values are turned
+into robust z-scores over the frame (median, MAD), so ``min_contrast`` reads in noise units of the
+image itself. A candidate is a local maximum at least ``min_contrast`` high, at least 0.8 cell
+diameters from the next one, whose centre is darker than its surroundings (0.65 to 1 diameter
+out), i.e. a dim nucleus, not the gap between two bright cells. Its footprint is a disc of one cell
+diameter about the centre; it is added when at most ``max_overlap`` of that disc lies inside the
+masks of the cells already found.
+
+Traces of added cells are fitted on the movie with everything else held fixed: the movie minus the
+other cells' footprints x traces, the background components and the static baseline, projected on
+the discs by a nonnegative least-squares fit (HALS sweeps from the clipped unconstrained
+solution), in the units of every other trace (fluorescence at the footprint's peak).
+
+On the Neurofinder development recording (600 x 256 x 512, 155 annotated neurons), this raises F1
+from 0.32 to 0.44 (README, performance).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import InputError
+from ._local_fit import _hals_H
+
+__all__ = ["Somata", "soma_contrast", "split_noise_image", "find_somata", "disc_footprints", "fit_fixed_traces"]
+
+#: a soma's contrast must exceed this many robust standard deviations of the contrast of noise alone
+MIN_NOISE_Z = 10.0
+
+#: frames read at a time by :func:`fit_fixed_traces`
+_CHUNK_FRAMES = 256
+
+
+@dataclass
+class Somata:
+    """Somata found by :func:`find_somata`."""
+    centres: np.ndarray      # (N, 2) int: row, col of each soma's centre
+    scores: np.ndarray       # (N,) float32: the contrast z-score at the centre
+    radius: float            # disc radius in pixels (half a cell diameter)
+    n_candidates: int = 0    # rings found before those covered by cells already found were left out
+
+    @property
+    def n_somata(self) -> int:
+        return int(self.centres.shape[0])
+
+
+def _kernel(inside: np.ndarray) -> np.ndarray:
+    k = inside.astype(np.float64)
+    return k / k.sum()
+
+
+def soma_contrast(mean_image: np.ndarray, diameter: float, noise_image=None):
+    """Ring-minus-centre contrast of a mean image, as robust z-scores, the nucleus darkness, and the
+    contrast over its noise.
+
+    Parameters
+    ----------
+    mean_image : ndarray (H, W)
+    diameter : float
+        Cell diameter in pixels.
+    noise_image : ndarray (H, W), optional
+        An image with the mean image's noise and none of its structure (:func:`split_noise_image`).
+
+    Returns
+    -------
+    z : ndarray (H, W) float32
+        (dimmest quarter of the ring - centre) of the locally normalised image, minus its median
+        over the frame, over 1.4826 x its median absolute deviation.
+    darkness : ndarray (H, W) float32
+        Mean of the surroundings (0.65 to 1 diameter out) minus the centre mean: > 0 where the
+        centre is darker than what lies around the cell.
+    significance : ndarray (H, W) float32 or None
+        The same contrast in image units, minus the median of the contrast of ``noise_image``, over
+        its robust standard deviation (median absolute deviation): how far it stands out from what
+        noise alone gives (None without a noise image).
+    """
+    img = np.asarray(mean_image, np.float64)
+    r = diameter / 2.0
+    scale = 3.0 * diameter
+    half = int(np.ceil(2 * r)) + 1
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    rr = np.hypot(yy, xx)
+    angle = np.arctan2(yy, xx)
+    ring = (rr > 0.5 * r) & (rr <= 1.1 * r)
+    # the ring's dimmest quarter: a soma is bright all round, while the edge of one bright
+    # neighbour lights up one side only
+    quarters = [_kernel(ring & (np.abs(np.angle(np.exp(1j * (angle - a)))) <= np.pi / 4 + 1e-9))
+                for a in (0, np.pi / 2, np.pi, -np.pi / 2)]
+    centre = _kernel(rr <= 0.5 * r)
+    around = _kernel((rr > 1.3 * r) & (rr <= 2.0 * r))
+
+    def contrasts(image):   # (dimmest quarter - centre, surroundings - centre), in image units
+        local = image - ndi.gaussian_filter(image, scale, mode="reflect")
+        mean_centre = ndi.correlate(local, centre, mode="reflect")
+        dimmest = np.min([ndi.correlate(local, q, mode="reflect") for q in quarters], axis=0)
+        return local, dimmest - mean_centre, ndi.correlate(local, around, mode="reflect") - mean_centre
+
+    local, contrast, darkness = contrasts(img)
+    # normalised by the local spread, which varies over three diameters: dividing after averaging over
+    # one is nearly the same as averaging the normalised image
+    spread = np.sqrt(ndi.gaussian_filter(local ** 2, scale, mode="reflect"))
+    normalised = contrast / np.maximum(spread, 1e-12 * max(float(np.abs(img).max()), 1e-30))
+    z = _robust_z(normalised)
+    significance = None
+    if noise_image is not None:
+        null = contrasts(np.asarray(noise_image, np.float64))[1]
+        centre_null = np.median(null)
+        sd_null = 1.4826 * np.median(np.abs(null - centre_null))
+        significance = ((contrast - centre_null) / max(sd_null, 1e-30)).astype(np.float32)
+    return z, darkness.astype(np.float32), significance
+
+
+def _robust_z(values: np.ndarray) -> np.ndarray:
+    med = np.median(values)
+    mad = 1.4826 * np.median(np.abs(values - med))
+    return ((values - med) / max(mad, 1e-12)).astype(np.float32)
+
+
+def split_noise_image(frames, chunk: int = 256) -> np.ndarray:
+    """(H, W) float32: half the difference between the mean of the even frames and the mean of the
+    odd ones. Cells, background and slow changes cancel; what is left has the mean image's noise
+    (with any spatial correlation that registration gave it): the null for :func:`find_somata`."""
+    T = frames.shape[0]
+    even = np.zeros(frames.shape[1:], np.float64)
+    odd = np.zeros(frames.shape[1:], np.float64)
+    for t0 in range(0, T, chunk):   # chunk is even: frame parity is kept
+        block = np.asarray(frames[t0:t0 + chunk], np.float32)
+        even += block[0::2].sum(axis=0, dtype=np.float64)
+        odd += block[1::2].sum(axis=0, dtype=np.float64)
+    n_even, n_odd = (T + 1) // 2, T // 2
+    if n_odd == 0:
+        return np.zeros(frames.shape[1:], np.float32)
+    return ((even / n_even - odd / n_odd) / 2).astype(np.float32)
+
+
+def disc_footprints(centres: np.ndarray, radius: float, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, H, W) float32 footprints: 1 on the disc of ``radius`` about each centre, 0 elsewhere
+    (written into ``out``, zeros of that shape, when given)."""
+    H, W = shape
+    if out is None:
+        out = np.zeros((len(centres), H, W), np.float32)
+    ri = int(np.ceil(radius))
+    yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
+    disc = (yy ** 2 + xx ** 2) <= radius ** 2
+    for k, (y, x) in enumerate(np.asarray(centres, int)):
+        y0, y1, x0, x1 = max(0, y - ri), min(H, y + ri + 1), max(0, x - ri), min(W, x + ri + 1)
+        out[k, y0:y1, x0:x1] = disc[y0 - (y - ri):y1 - (y - ri), x0 - (x - ri):x1 - (x - ri)]
+    return out
+
+
+def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.ndarray | None = None,
+                noise_image=None) -> Somata:
+    """Find somata (bright rings around a dimmer centre) in a mean image that no cell covers yet.
+
+    Parameters
+    ----------
+    mean_image : ndarray (H, W)
+    diameter : float
+        Cell diameter in pixels.
+    cfg : SomataConfig
+        ``min_contrast`` and ``max_overlap``.
+    cell_masks : ndarray (K, H, W) or (H, W) bool, optional
+        Masks of the cells already found (or their union); a soma whose disc lies more than
+        ``max_overlap`` inside them is left out.
+    noise_image : ndarray (H, W), optional
+        An image with the mean image's noise and none of its structure (:func:`split_noise_image`).
+        Given, a soma must also stand out from noise: its contrast at least ``MIN_NOISE_Z``
+        robust standard deviations of the contrast of that image. The z-score threshold is
+        relative to the image's own contrast, so without this check any texture, noise
+        included, yields some somata.
+
+    Returns
+    -------
+    Somata
+        Strongest contrast first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from caimg_nmf.config import SomataConfig
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> rr = np.hypot(yy - 32, xx - 20)
+    >>> image = 1.0 + ((rr > 2) & (rr < 5)) - 0.3 * (rr < 2)   # a ring round a dim nucleus
+    >>> find_somata(image, 10, SomataConfig()).centres.tolist()
+    [[32, 20]]
+    """
+    from skimage.feature import peak_local_max
+
+    img = np.asarray(mean_image)
+    if img.ndim != 2:
+        raise InputError(f"find_somata needs a 2-D mean image, got shape {img.shape}.") from None
+    if not np.all(np.isfinite(img)):
+        raise InputError("find_somata: the mean image holds NaN or infinite values; replace them "
+                         "(e.g. np.nan_to_num) before looking for somata.") from None
+    if not diameter > 0:
+        raise InputError(f"find_somata: the cell diameter must be > 0 pixels, got {diameter}.") from None
+    radius = diameter / 2.0
+    z, darkness, significance = soma_contrast(img, diameter, noise_image)
+    border = max(1, int(round(radius)) - 1)   # keep discs mostly inside the frame
+    peaks = peak_local_max(z, min_distance=max(1, int(0.8 * diameter)), threshold_abs=cfg.min_contrast,
+                           exclude_border=border)
+    peaks = peaks.reshape(-1, 2)
+    keep = darkness[peaks[:, 0], peaks[:, 1]] > 0
+    if significance is not None:
+        keep &= significance[peaks[:, 0], peaks[:, 1]] >= MIN_NOISE_Z
+    peaks = peaks[keep]
+    n_candidates = len(peaks)
+    if len(peaks) and cell_masks is not None and len(cell_masks):
+        covered = np.asarray(cell_masks, bool)
+        covered = covered.any(axis=0) if covered.ndim == 3 else covered
+        ri = int(np.ceil(radius))
+        yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
+        disc = ((yy ** 2 + xx ** 2) <= radius ** 2).astype(np.float64)
+        # the fraction of each disc (its part inside the frame) that cells already found cover
+        inside = ndi.correlate(covered.astype(np.float64), disc, mode="constant")
+        area = ndi.correlate(np.ones(covered.shape), disc, mode="constant")
+        fraction = inside[peaks[:, 0], peaks[:, 1]] / area[peaks[:, 0], peaks[:, 1]]
+        peaks = peaks[fraction <= cfg.max_overlap]
+    scores = z[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    return Somata(centres=peaks[order].astype(np.int64), scores=scores[order].astype(np.float32),
+                  radius=float(radius), n_candidates=int(n_candidates))
+
+
+def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarray, fixed_traces: np.ndarray,
+                     background_footprints: np.ndarray | None = None, background_traces: np.ndarray | None = None,
+                     baseline: np.ndarray | None = None, sweeps: int = 10) -> np.ndarray:
+    """Nonnegative traces of ``footprints`` with every other component of the model held fixed.
+
+    Parameters
+    ----------
+    frames : array (T, H, W)
+        The movie (may be a memory map: it is read ``_CHUNK_FRAMES`` frames at a time).
+    footprints : ndarray (N, H, W)
+        The footprints whose traces are fitted.
+    fixed_footprints, fixed_traces : ndarray (K, H, W), (K, T)
+        The other cells, subtracted.
+    background_footprints, background_traces : ndarray (B, H, W), (B, T), optional
+        Background components, subtracted.
+    baseline : ndarray (H, W), optional
+        Static per-pixel offset, subtracted.
+
+    Returns
+    -------
+    ndarray (N, T) float32
+    """
+    T, H, W = frames.shape
+    N = footprints.shape[0]
+    if N == 0:
+        return np.zeros((0, T), np.float32)
+    A = footprints.reshape(N, -1)
+    on = np.zeros(A.shape[1], bool)
+    for k0 in range(0, N, 32):   # no (N, pixels) temporary
+        on |= A[k0:k0 + 32].any(axis=0)
+    pix = np.flatnonzero(on)
+    A = A[:, pix].astype(np.float64)
+
+    def restricted(F, C):
+        if F is None or len(F) == 0:
+            return np.zeros((0, pix.size)), np.zeros((0, T))
+        Fp = F.reshape(len(F), -1)[:, pix]
+        touch = np.flatnonzero(Fp.any(axis=1))
+        return Fp[touch].astype(np.float64), np.asarray(C, np.float64)[touch]
+
+    others = [restricted(fixed_footprints, fixed_traces), restricted(background_footprints, background_traces)]
+    base = np.zeros(pix.size) if baseline is None else np.asarray(baseline, np.float64).reshape(-1)[pix]
+    AtX = np.empty((N, T))
+    flat_rows, flat_cols = np.unravel_index(pix, (H, W))
+    for t0 in range(0, T, _CHUNK_FRAMES):
+        t1 = min(T, t0 + _CHUNK_FRAMES)
+        Y = np.asarray(frames[t0:t1][:, flat_rows, flat_cols], np.float64) - base[None]
+        for F, C in others:
+            Y -= C[:, t0:t1].T @ F
+        AtX[:, t0:t1] = A @ Y.T
+    AtA = A @ A.T
+    traces = np.maximum(np.linalg.lstsq(AtA, AtX, rcond=None)[0], 0.0)
+    return _hals_H(traces, AtX, AtA, sweeps).astype(np.float32)

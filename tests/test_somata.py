@@ -1,0 +1,161 @@
+"""Somata from the mean image (stages/somata.py): planted rings are found, covered ones left out,
+bad input refused, traces with the rest of the model fixed recovered; in the pipeline, planted
+silent cells are found from the mean image and only they."""
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+import caimg_nmf
+from caimg_nmf.config import Config, SomataConfig
+from caimg_nmf.errors import ConfigError, InputError
+from caimg_nmf.stages.somata import disc_footprints, find_somata, fit_fixed_traces
+from caimg_nmf.synthetic import footprints_to_masks, make_movie
+
+
+def _ring_image(centres, diameter=10.0, shape=(128, 128), blobs=(), seed=0):
+    """Mean image: a textured background, GCaMP-like somata (a bright ring round a nucleus darker
+    than the surroundings) at ``centres`` and filled bright discs (no nucleus) at ``blobs``."""
+    rng = np.random.default_rng(seed)
+    H, W = shape
+    image = 1.0 + 0.3 * ndi.gaussian_filter(rng.standard_normal(shape), 20) / 0.01
+    image += 0.05 * ndi.gaussian_filter(rng.standard_normal(shape), 1.5) / 0.2
+    yy, xx = np.mgrid[:H, :W]
+    r = diameter / 2
+    for y, x in centres:
+        rr = np.hypot(yy - y, xx - x)
+        image += 0.6 * ((rr > 0.55 * r) & (rr <= r)) - 0.4 * (rr <= 0.55 * r)
+    for y, x in blobs:
+        image += 0.8 * (np.hypot(yy - y, xx - x) <= r)
+    return image
+
+
+CENTRES = [(20, 20), (20, 60), (24, 100), (60, 30), (64, 70), (58, 108), (100, 22), (104, 64), (98, 104)]
+
+
+def _nearest(found, planted):
+    d = np.hypot(*(np.asarray(found, float)[:, None] - np.asarray(planted, float)[None]).transpose(2, 0, 1))
+    return d.min(axis=1), d.min(axis=0)
+
+
+def test_find_somata_finds_planted_rings_and_not_filled_blobs():
+    blobs = [(40, 45), (82, 88)]
+    image = _ring_image(CENTRES, blobs=blobs)
+    somata = find_somata(image, 10.0, SomataConfig())
+    to_planted, from_planted = _nearest(somata.centres, CENTRES)
+    assert from_planted.max() <= 1.5                       # every ring found, at its centre
+    assert np.all(np.diff(somata.scores) <= 0) and somata.scores.min() >= 2.5
+    assert somata.radius == 5.0
+    # the rings are the strongest; nothing sits on or beside a filled blob (whose edge lights one side
+    # of a ring only). The threshold is relative to the image's own contrast, so weaker texture passes too
+    assert np.all(to_planted[:len(CENTRES)] <= 1.5) and somata.scores[len(CENTRES) - 1] > 2 * somata.scores[len(CENTRES)]
+    beside_blobs = _nearest(somata.centres, blobs)[0] <= 12
+    assert somata.scores[beside_blobs].max(initial=0) < 0.25 * somata.scores[:len(CENTRES)].min()
+    strict = find_somata(image, 10.0, SomataConfig(min_contrast=8.0))
+    assert strict.n_somata == len(CENTRES)
+
+
+def test_find_somata_leaves_out_somata_covered_by_cells():
+    image = _ring_image(CENTRES)
+    cfg = SomataConfig(min_contrast=8.0)
+    masks = disc_footprints(np.array(CENTRES[:4]) + [1, 0], 5.0, image.shape) > 0   # cells found from activity
+    somata = find_somata(image, 10.0, cfg, cell_masks=masks)
+    assert somata.n_candidates == len(CENTRES) and somata.n_somata == len(CENTRES) - 4
+    _, from_planted = _nearest(somata.centres, CENTRES[4:])
+    assert from_planted.max() <= 1.5
+    # a looser overlap limit keeps them all
+    loose = SomataConfig(min_contrast=8.0, max_overlap=1.0)
+    assert find_somata(image, 10.0, loose, cell_masks=masks).n_somata == len(CENTRES)
+
+
+@pytest.mark.parametrize("image, diameter, match", [
+    (np.ones((4, 8, 8)), 5.0, "2-D mean image"),
+    (np.full((32, 32), np.nan), 5.0, "NaN"),
+    (np.ones((32, 32)), 0.0, "diameter must be > 0"),
+])
+def test_find_somata_refuses_bad_input(image, diameter, match):
+    with pytest.raises(InputError, match=match):
+        find_somata(image, diameter, SomataConfig())
+
+
+def test_somata_config_is_validated():
+    with pytest.raises(ConfigError, match="max_overlap"):
+        Config().replace({"somata.max_overlap": 1.5})
+    with pytest.raises(ConfigError, match="min_contrst"):
+        Config().replace({"somata.min_contrst": 3})
+
+
+def test_disc_footprints_are_clipped_at_the_frame_edge():
+    fp = disc_footprints(np.array([[0, 0], [10, 10]]), 3.0, (20, 20))
+    assert fp.shape == (2, 20, 20) and fp.max() == 1.0
+    assert fp[1].sum() == np.sum(np.hypot(*np.mgrid[-3:4, -3:4]) <= 3.0)
+    assert 0 < fp[0].sum() < fp[1].sum() and fp[0, 0, 0] == 1.0
+
+
+def test_fit_fixed_traces_recovers_planted_traces(tmp_path):
+    rng = np.random.default_rng(1)
+    T, H, W = 600, 40, 40     # more frames than one chunk
+    new = disc_footprints(np.array([[12, 12], [18, 17], [30, 28]]), 4.0, (H, W))
+    fixed = disc_footprints(np.array([[14, 15], [28, 10]]), 5.0, (H, W)) * 0.7
+    bg = np.stack([np.ones((H, W)), np.linspace(0, 1, W)[None].repeat(H, 0)]).astype(np.float32)
+    true_new = rng.gamma(2.0, 1.0, (3, T)).astype(np.float32)
+    fixed_tr = rng.gamma(2.0, 1.0, (2, T)).astype(np.float32)
+    bg_tr = (5 + rng.random((2, T))).astype(np.float32)
+    baseline = rng.random((H, W)).astype(np.float32)
+    movie = (np.einsum("kt,khw->thw", true_new, new) + np.einsum("kt,khw->thw", fixed_tr, fixed)
+             + np.einsum("kt,khw->thw", bg_tr, bg) + baseline).astype(np.float32)
+    movie += 0.01 * rng.standard_normal(movie.shape).astype(np.float32)
+    np.save(tmp_path / "movie.npy", movie)
+    frames = np.load(tmp_path / "movie.npy", mmap_mode="r")
+    before = np.array(frames)
+    got = fit_fixed_traces(frames, new, fixed, fixed_tr, bg, bg_tr, baseline)
+    assert got.shape == (3, T) and got.dtype == np.float32
+    assert np.abs(got - true_new).max() < 0.02
+    np.testing.assert_array_equal(np.asarray(frames), before)
+    # without the fixed cells subtracted, the overlapping soma's trace takes their light
+    assert np.abs(fit_fixed_traces(frames, new, fixed[:0], fixed_tr[:0], bg, bg_tr, baseline) - true_new).max() > 0.5
+    assert fit_fixed_traces(frames, new[:0], fixed, fixed_tr).shape == (0, T)
+
+
+def _silent_cells_movie(seed):
+    """GCaMP-like cells (a bright ring round a dark nucleus, somata displacing the neuropil), 30 %
+    of them silent: only the mean image shows those."""
+    return make_movie(n_cells=40, shape=(128, 128), n_frames=400, frame_rate=10.0, cell_diameter=10.0,
+                      neuropil=0.2, photon_scale=50.0, noise=0.05, nucleus_prob=1.0, nucleus_depth=(0.8, 0.95),
+                      nucleus_size=0.6, silent_fraction=0.3, soma_occlusion=0.7, baseline=(0.6, 1.0), seed=seed)
+
+
+def _matches(masks, truth_masks):
+    from scipy.optimize import linear_sum_assignment
+    A = masks.reshape(len(masks), -1).astype(np.float32)
+    B = truth_masks.reshape(len(truth_masks), -1).astype(np.float32)
+    inter = A @ B.T
+    iou = inter / (A.sum(1)[:, None] + B.sum(1)[None] - inter)
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(a): int(c) for a, c in zip(rows, cols) if iou[a, c] >= 0.3}
+
+
+def test_pipeline_finds_silent_cells_in_the_mean_image():
+    truth = _silent_cells_movie(0)
+    silent = truth.spikes.sum(axis=1) == 0
+    assert silent.sum() == 12
+    truth_masks = footprints_to_masks(truth.footprints)
+    with_somata = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True)
+    without = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                            overrides={"somata.enabled": False})
+    origin = np.array(with_somata.extras["cells/origin"])
+    pairs = _matches(with_somata.roi_masks.astype(bool), truth_masks)
+    from_mean = np.flatnonzero(origin == "mean image")
+    # every cell added from the mean image is a planted silent cell; at least half of those are found
+    assert len(from_mean) >= 6 and all(k in pairs and silent[pairs[k]] for k in from_mean)
+    assert sum(silent[c] for c in pairs.values()) >= 6
+    assert len(pairs) == with_somata.n_cells          # no false cells at all
+    # activity alone finds the active cells and none of the silent ones
+    pairs_without = _matches(without.roi_masks.astype(bool), truth_masks)
+    assert not any(silent[c] for c in pairs_without.values()) and len(pairs_without) >= 25
+    assert with_somata.n_cells == without.n_cells + len(from_mean)
+    assert "cells/origin" in without.extras and set(without.extras["cells/origin"]) == {"activity"}
+    # the silent cells' ΔF/F stays flat next to the active cells' transients
+    active_peaks = [with_somata.dff[k].max() for k, c in pairs.items() if not silent[c]]
+    assert np.max(with_somata.dff[from_mean], axis=1).max() < 0.25 * np.median(active_peaks)
+    contrast = np.asarray(with_somata.extras["cells/mean_image_contrast"])
+    assert np.all(np.isnan(contrast[origin == "activity"])) and np.all(contrast[from_mean] >= 2.5)
