@@ -276,11 +276,18 @@ class SomataConfig:
     enabled: bool = _key(True, "Local method: add, as cells, somata seen in the mean image (a bright ring of "
                          "cytoplasm round a dimmer nucleus, as GCaMP shows them) that no activity-found cell "
                          "covers: cells that barely fire in the recording. Their footprints are discs of one "
-                         "cell diameter; the result's /cells/origin says 'mean image' for them.")
-    min_contrast: float = _key(2.5, "Smallest ring-minus-centre contrast of a soma, in robust standard "
-                               "deviations (median, MAD) of that contrast over the frame.", min=0.0)
+                         "cell diameter, their traces fitted with the rest of the model fixed (not "
+                         "neuropil-corrected); the result's /cells/origin says 'mean image' for them. Thresholds "
+                         "chosen on one annotated recording (Neurofinder 00.00; README, Performance).")
+    min_contrast: float = _key(2.5, "Smallest contrast of a soma (the dimmest quarter of its ring minus its "
+                               "centre), in robust standard deviations (median, MAD) of that contrast over the "
+                               "frame ...", min=0.0)
+    min_noise_z: float = _key(10.0, "... and at least this many robust standard deviations above the contrast "
+                              "that the mean image's noise alone gives (measured on half the difference of the "
+                              "means of even and odd frames): min_contrast is relative to the image's own "
+                              "contrast and would pass texture, noise included.", min=0.0)
     max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
-                              "mask of a cell already found.", min=0.0, max=1.0)
+                              "masks of cells already found.", min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,8 @@ def place_centres(rng, n_cells, shape, diameters, min_sep, max_tries=200):
     return centres
 
 
-def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3, nucleus_depth=(0.2, 0.4), bodies=False,
-                    nucleus_size=0.4):
+def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3, nucleus_depth=(0.2, 0.4),
+                    bodies=False, nucleus_size=0.4):
     """Soft, irregular, elliptical cell footprints with peak 1.
 
     Each footprint is ``EDGE_LEVEL ** (u ** p)`` where ``u`` is an elliptical radius
@@ -69,7 +69,8 @@ def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3, nucleus_de
     ``u = 1`` at the nominal radius, and ``p`` in [2, 3.5] sets how flat-topped the cell
     is. A fraction ``nucleus_prob`` of cells get a dimmer nucleus (centre darkened by a
     fraction drawn from ``nucleus_depth``: 0.2-0.4 a dim nucleus, 0.7-0.9 the ring of a
-    cytosolic indicator such as GCaMP, whose nucleus stays dark). Values below ``CUTOFF`` are zeroed; each footprint is rescaled to max 1.
+    cytosolic indicator such as GCaMP, whose nucleus stays dark). Values below ``CUTOFF`` are
+    zeroed; each footprint is rescaled to max 1.
 
     Parameters
     ----------
@@ -80,6 +81,7 @@ def make_footprints(rng, centres, diameters, shape, nucleus_prob=0.3, nucleus_de
         (H, W).
     nucleus_prob : float
     nucleus_depth : (float, float)
+        Range of the fraction of the centre's light a nucleus takes away.
     nucleus_size : float
         Radius of the nucleus (its Gaussian's width) in cell radii.
     bodies : bool

@@ -45,7 +45,8 @@ def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, sum
     the float32 frames; the time-binned movie (at most ``max_binned_frames``, detect.time_bin) and one
     working copy of it (summary images, residual);
     the dense float32 footprints and 1-byte masks of the kept cells, float16 footprints of the
-    rejected ones (K ~ 0.2 pixels / diameter^2 of each, as measured on a dense cortical field; the
+    rejected ones (K ~ 0.2 pixels / diameter^2 of each, as measured on a dense cortical field, cells
+    found from activity and somata from the mean image together: 196 on 256 x 512 at d = 9.2; the
     detection's background components, about a quarter of them, held twice while curating), and the
     float32 background tents; ~64 MB of working space; and for each of the ``n_jobs`` tile workers
     its binned tile with the per-cell copies the fit reads (~1.6 x the tile) and a chunk of full-rate

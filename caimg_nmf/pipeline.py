@@ -213,33 +213,44 @@ def _factorize_local(state: RunState) -> None:
     ex["rejected/reasons"] = list(kept.rejected_reasons)
 
 
+def _cells_cover(footprints: np.ndarray, rois) -> np.ndarray:
+    """(H, W) bool: the union of the cells' ROI masks, 16 cells at a time (no (K, H, W) of masks)."""
+    covered = np.zeros(footprints.shape[1:], bool)
+    for k0 in range(0, footprints.shape[0], 16):
+        covered |= masks_from_footprints(footprints[k0:k0 + 16], rois.threshold, smooth=rois.smooth,
+                                         fill_holes=rois.fill_holes).masks.any(axis=0)
+    return covered
+
+
 def _add_somata(state: RunState, kept, diameter: float) -> int:
     """Append the somata seen in the mean image that no kept cell covers (stages/somata.py), with
     traces fitted with the rest of the model held fixed. Returns how many were added."""
-    from .stages.somata import disc_footprints, find_somata, fit_fixed_traces, split_noise_image
+    from .stages.somata import MIN_DIAMETER, disc_footprints, find_somata, fit_fixed_traces, split_noise_image
 
     cfg = state.cfg
-    covered = np.zeros(state.mean_image.shape, bool)
-    for k0 in range(0, kept.n_cells, 16):   # the union of the cells' masks, without (K, H, W) of them
-        covered |= masks_from_footprints(kept.footprints[k0:k0 + 16], cfg.rois.threshold, smooth=cfg.rois.smooth,
-                                         fill_holes=cfg.rois.fill_holes).masks.any(axis=0)
+    if diameter < MIN_DIAMETER or state.frames.shape[0] < 2:
+        state.report.warn(f"somata in the mean image not looked for: the cell diameter ({diameter:.1f} px) is "
+                          f"below {MIN_DIAMETER:g} px or the movie has fewer than 2 frames")
+        return 0
     # what the cells found leave of the mean image: the gap between three bright cells is dark in the
-    # middle and bright all round, like a soma (on the realistic synthetic movies it added 2-3 false
-    # cells; on the real recording F1 0.481 -> 0.500 with the same threshold)
+    # middle and bright all round, like a soma (in the mean image itself, 2-3 false cells on each
+    # realistic synthetic movie; on the real recording F1 0.481 there, 0.500 here, before the noise test)
     unexplained = state.mean_image - np.tensordot(kept.traces.mean(axis=1), kept.footprints, axes=1)
-    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered,
+    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=_cells_cover(kept.footprints, cfg.rois),
                          noise_image=split_noise_image(state.frames))
     state.attrs.update(n_somata_added=somata.n_somata, n_somata_seen=somata.n_candidates)
     state.extras["cells/mean_image_contrast"] = np.concatenate(
         [np.full(kept.n_cells, np.nan, np.float32), somata.scores])
     if not somata.n_somata:
-        state.report.info(f"mean image: {somata.n_candidates} somata seen, all covered by cells found")
+        state.report.info(f"mean image: {somata.n_candidates} somata seen"
+                          f"{', all covered by cells found' if somata.n_candidates else ''}")
         return 0
     K, N = kept.n_cells, somata.n_somata
-    footprints = kept.footprints
-    state.footprints = kept.footprints = None   # one reference left: numpy may grow the array in place
-    footprints = _append_zero_rows(footprints, N)
-    kept.footprints = footprints[:K]
+    # one array for both (the kept cells' own is freed once ``kept`` refers to the new one); np.zeros
+    # leaves the discs' rows as untouched zero pages, so this costs the kept footprints once more
+    footprints = np.zeros((K + N, *state.mean_image.shape), np.float32)
+    footprints[:K] = kept.footprints
+    state.footprints = kept.footprints = footprints[:K]
     disc_footprints(somata.centres, somata.radius, state.mean_image.shape, out=footprints[K:])
     with state.report.task(f"traces of {N} somata from the mean image"):
         traces = fit_fixed_traces(state.frames, footprints[K:], kept.footprints, kept.traces,
@@ -249,20 +260,10 @@ def _add_somata(state: RunState, kept, diameter: float) -> int:
     state.extras["cells/origin"] += ["mean image"] * N
     state.report.info(f"mean image: {somata.n_candidates} somata seen, {N} not covered by a cell found "
                       "from activity were added")
+    if cfg.detect.neuropil_ring > 0:
+        state.report.warn(f"the traces of the {N} cells found in the mean image are not neuropil-corrected "
+                          "(detect.neuropil_ring fits no ring round them); their /neuropil_traces rows are NaN")
     return N
-
-
-def _append_zero_rows(array: np.ndarray, n: int) -> np.ndarray:
-    """``array`` with ``n`` rows of zeros appended along its first axis. When nothing else refers to
-    it, numpy resizes it in place (realloc: on big fields no second copy of the footprints is held,
-    0.4 GB on 600 x 512 x 512); otherwise it is copied."""
-    try:
-        array.resize((array.shape[0] + n, *array.shape[1:]), refcheck=True)
-        return array
-    except ValueError:   # referenced elsewhere, or a view: copy
-        out = np.zeros((array.shape[0] + n, *array.shape[1:]), array.dtype)
-        out[:array.shape[0]] = array
-        return out
 
 
 def _factorize_whole(state: RunState) -> None:

@@ -194,7 +194,8 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
                cell_diameter=8.0, diameter_jitter=0.25, min_separation=None,
                spike_rate=0.5, tau_decay=0.6, amplitude=(1.0, 2.0), baseline=(0.2, 0.5),
                background=1.0, neuropil=0.0, bleaching=0.0, motion=0.0, noise=0.1,
-               photon_scale=None, nucleus_prob=0.3, nucleus_depth=(0.2, 0.4), nucleus_size=0.4, silent_fraction=0.0, soma_occlusion=0.0, store_neuropil=True, seed=0):
+               photon_scale=None, nucleus_prob=0.3, nucleus_depth=(0.2, 0.4), nucleus_size=0.4,
+               silent_fraction=0.0, soma_occlusion=0.0, store_neuropil=True, seed=0):
     """Generate a calcium-imaging movie with planted cells.
 
     Parameters
@@ -307,11 +308,13 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
     diam = cell_diameter * (1 + r_cells.uniform(-diameter_jitter, diameter_jitter, K))
     min_sep = 0.6 * cell_diameter if min_separation is None else float(min_separation)
     centres = parts.place_centres(r_cells, K, (H, W), diam, min_sep)
-    footprints, bodies = parts.make_footprints(r_cells, centres, diam, (H, W), nucleus_prob, (nuc_lo, nuc_hi),
-                                               bodies=True, nucleus_size=nucleus_size)
+    occluded = soma_occlusion > 0 and K > 0
+    made = parts.make_footprints(r_cells, centres, diam, (H, W), nucleus_prob, (nuc_lo, nuc_hi),
+                                 bodies=occluded, nucleus_size=nucleus_size)
+    footprints, bodies = made if occluded else (made, None)
     # activity
     spikes, calcium = parts.spikes_and_calcium(r_act, K, T, frame_rate, spike_rate, tau_decay)
-    silent = r_silent.permutation(K)[:int(silent_fraction * K)]
+    silent = r_silent.permutation(K)[:int(np.floor(silent_fraction * K + 1e-9))]
     spikes[silent] = 0
     calcium[silent] = 0
     amps = r_act.uniform(amp_lo, amp_hi, K).astype(np.float32)
@@ -328,16 +331,16 @@ def make_movie(n_cells=5, shape=(64, 64), n_frames=300, *, frame_rate=10.0,
     act = (bases[:, None] + traces).T
     movie = (act @ footprints.reshape(K, -1)).reshape(T, H, W) if K else np.zeros((T, H, W),
                                                                                 np.float32)
-    if soma_occlusion > 0 and K:
-        # Neuropil light (background included) is missing where cell bodies displace it.
+    if occluded:
+        # Neuropil light (background included) is missing where cell bodies displace it; the truth
+        # holds the fields as they enter the movie.
         seen = 1 - np.float32(soma_occlusion) * np.minimum(bodies.sum(axis=0), 1)
-        movie += bg * seen
+        bg = bg * seen
         if npil is not None:
-            movie += npil * seen
-    else:
-        movie += bg
-        if npil is not None:
-            movie += npil
+            npil *= seen
+    movie += bg
+    if npil is not None:
+        movie += npil
     movie *= bleach[:, None, None]
     shifts = parts.motion_shifts(r_mot, T, motion)
     if motion > 0:

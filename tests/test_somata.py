@@ -7,8 +7,9 @@ from scipy import ndimage as ndi
 
 import caimg_nmf
 from caimg_nmf.config import Config, SomataConfig
+from caimg_nmf.io import Result
 from caimg_nmf.errors import ConfigError, InputError
-from caimg_nmf.stages.somata import disc_footprints, find_somata, fit_fixed_traces
+from caimg_nmf.stages.somata import disc_footprints, find_somata, fit_fixed_traces, split_noise_image
 from caimg_nmf.synthetic import footprints_to_masks, make_movie
 
 
@@ -47,7 +48,8 @@ def test_find_somata_finds_planted_rings_and_not_filled_blobs():
     assert somata.radius == 5.0
     # the rings are the strongest; nothing sits on or beside a filled blob (whose edge lights one side
     # of a ring only). The threshold is relative to the image's own contrast, so weaker texture passes too
-    assert np.all(to_planted[:len(CENTRES)] <= 1.5) and somata.scores[len(CENTRES) - 1] > 2 * somata.scores[len(CENTRES)]
+    n = len(CENTRES)
+    assert np.all(to_planted[:n] <= 1.5) and somata.scores[n - 1] > 2 * somata.scores[n:].max(initial=0)
     beside_blobs = _nearest(somata.centres, blobs)[0] <= 12
     assert somata.scores[beside_blobs].max(initial=0) < 0.25 * somata.scores[:len(CENTRES)].min()
     strict = find_somata(image, 10.0, SomataConfig(min_contrast=8.0))
@@ -67,10 +69,47 @@ def test_find_somata_leaves_out_somata_covered_by_cells():
     assert find_somata(image, 10.0, loose, cell_masks=masks).n_somata == len(CENTRES)
 
 
+def test_noise_test_keeps_rings_and_drops_what_noise_alone_gives():
+    """The z-score threshold is relative: on a mean image of noise alone it passes some peaks. Against
+    an image of that noise (an independent draw of it), only planted rings stand out."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:128, :128]
+    smooth = 1.0 + 0.3 * np.sin(yy / 30) * np.cos(xx / 25)
+    noisy = smooth + 0.02 * rng.standard_normal(smooth.shape)
+    noise = 0.02 * rng.standard_normal(smooth.shape)
+    assert find_somata(noisy, 10.0, SomataConfig()).n_somata > 0
+    assert find_somata(noisy, 10.0, SomataConfig(), noise_image=noise).n_somata == 0
+    rings = _ring_image(CENTRES, seed=3) - _ring_image([], seed=3)   # the planted rings alone
+    found = find_somata(noisy + rings, 10.0, SomataConfig(), noise_image=noise)
+    assert found.n_somata == len(CENTRES) and _nearest(found.centres, CENTRES)[1].max() <= 1.5
+    # noise as strong as the rings' contrast hides them
+    assert find_somata(noisy + rings, 10.0, SomataConfig(), noise_image=20 * noise).n_somata == 0
+    with pytest.raises(InputError, match="noise image is constant"):
+        find_somata(noisy, 10.0, SomataConfig(), noise_image=np.zeros_like(noisy))
+
+
+def test_split_noise_image_cancels_structure_and_keeps_the_noise_of_the_mean():
+    rng = np.random.default_rng(2)
+    T = 301   # odd, and more than one chunk
+    structure = 50 + 10 * rng.random((24, 32))
+    frames = (structure + np.linspace(0, 5, T)[:, None, None] + rng.standard_normal((T, 24, 32))).astype(np.float32)
+    noise = split_noise_image(frames, chunk=64)
+    assert noise.shape == (24, 32) and noise.dtype == np.float32
+    # what is left is noise with the mean image's standard deviation (1 / sqrt(T)), not structure
+    assert abs(noise.std() * np.sqrt(T) - 1) < 0.1
+    assert abs(np.corrcoef(noise.ravel(), structure.ravel())[0, 1]) < 0.15
+    even, odd = frames[0::2].mean(axis=0, dtype=np.float64), frames[1::2].mean(axis=0, dtype=np.float64)
+    np.testing.assert_allclose(noise, (even - odd) / 2, atol=1e-4)
+    np.testing.assert_allclose(split_noise_image(frames, chunk=63), noise, atol=1e-5)   # odd chunk: still by parity
+    with pytest.raises(InputError, match="at least 2 frames"):
+        split_noise_image(frames[:1])
+
+
 @pytest.mark.parametrize("image, diameter, match", [
     (np.ones((4, 8, 8)), 5.0, "2-D mean image"),
     (np.full((32, 32), np.nan), 5.0, "NaN"),
-    (np.ones((32, 32)), 0.0, "diameter must be > 0"),
+    (np.ones((32, 32)), 0.0, "at least 4 pixels"),
+    (np.ones((32, 32)), np.inf, "at least 4 pixels"),
 ])
 def test_find_somata_refuses_bad_input(image, diameter, match):
     with pytest.raises(InputError, match=match):
@@ -89,6 +128,17 @@ def test_disc_footprints_are_clipped_at_the_frame_edge():
     assert fp.shape == (2, 20, 20) and fp.max() == 1.0
     assert fp[1].sum() == np.sum(np.hypot(*np.mgrid[-3:4, -3:4]) <= 3.0)
     assert 0 < fp[0].sum() < fp[1].sum() and fp[0, 0, 0] == 1.0
+    for bad in ([[20, 5]], [[-1, 5]], [[5.5, 5]]):
+        with pytest.raises(InputError, match="inside the 20 x 20 frame"):
+            disc_footprints(np.array(bad), 3.0, (20, 20))
+
+
+def test_find_somata_refuses_masks_and_noise_of_another_shape():
+    image = _ring_image(CENTRES)
+    with pytest.raises(InputError, match="cell_masks has shape"):
+        find_somata(image, 10.0, SomataConfig(), cell_masks=np.zeros((2, 64, 64), bool))
+    with pytest.raises(InputError, match="noise_image has shape"):
+        find_somata(image, 10.0, SomataConfig(), noise_image=np.zeros((64, 64)))
 
 
 def test_fit_fixed_traces_recovers_planted_traces(tmp_path):
@@ -104,16 +154,20 @@ def test_fit_fixed_traces_recovers_planted_traces(tmp_path):
     movie = (np.einsum("kt,khw->thw", true_new, new) + np.einsum("kt,khw->thw", fixed_tr, fixed)
              + np.einsum("kt,khw->thw", bg_tr, bg) + baseline).astype(np.float32)
     movie += 0.01 * rng.standard_normal(movie.shape).astype(np.float32)
-    np.save(tmp_path / "movie.npy", movie)
-    frames = np.load(tmp_path / "movie.npy", mmap_mode="r")
-    before = np.array(frames)
-    got = fit_fixed_traces(frames, new, fixed, fixed_tr, bg, bg_tr, baseline)
+    inputs = (movie, new, fixed, fixed_tr, bg, bg_tr, baseline)
+    copies = [a.copy() for a in inputs]
+    got = fit_fixed_traces(*inputs)
     assert got.shape == (3, T) and got.dtype == np.float32
     assert np.abs(got - true_new).max() < 0.02
-    np.testing.assert_array_equal(np.asarray(frames), before)
+    assert all(np.array_equal(a, b) for a, b in zip(inputs, copies))   # inputs left as they were
+    np.save(tmp_path / "movie.npy", movie)                                # a memory-mapped movie gives the same
+    mapped = np.load(tmp_path / "movie.npy", mmap_mode="r")
+    np.testing.assert_allclose(fit_fixed_traces(mapped, *inputs[1:]), got, rtol=1e-6, atol=1e-6)
+    with pytest.raises(InputError, match="do not fit frames"):
+        fit_fixed_traces(movie, new, fixed, fixed_tr[:, :10])
     # without the fixed cells subtracted, the overlapping soma's trace takes their light
-    assert np.abs(fit_fixed_traces(frames, new, fixed[:0], fixed_tr[:0], bg, bg_tr, baseline) - true_new).max() > 0.5
-    assert fit_fixed_traces(frames, new[:0], fixed, fixed_tr).shape == (0, T)
+    assert np.abs(fit_fixed_traces(movie, new, fixed[:0], fixed_tr[:0], bg, bg_tr, baseline) - true_new).max() > 0.5
+    assert fit_fixed_traces(movie, new[:0], fixed, fixed_tr).shape == (0, T)
 
 
 def _silent_cells_movie(seed):
@@ -134,12 +188,14 @@ def _matches(masks, truth_masks):
     return {int(a): int(c) for a, c in zip(rows, cols) if iou[a, c] >= 0.3}
 
 
-def test_pipeline_finds_silent_cells_in_the_mean_image():
+def test_pipeline_finds_silent_cells_in_the_mean_image(tmp_path):
     truth = _silent_cells_movie(0)
     silent = truth.spikes.sum(axis=1) == 0
     assert silent.sum() == 12
     truth_masks = footprints_to_masks(truth.footprints)
-    with_somata = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True)
+    caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, output=tmp_path / "r.h5", quiet=True,
+                  figures=False)
+    with_somata = Result.load(tmp_path / "r.h5")   # what the file holds
     without = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
                             overrides={"somata.enabled": False})
     origin = np.array(with_somata.extras["cells/origin"])
@@ -159,3 +215,15 @@ def test_pipeline_finds_silent_cells_in_the_mean_image():
     assert np.max(with_somata.dff[from_mean], axis=1).max() < 0.25 * np.median(active_peaks)
     contrast = np.asarray(with_somata.extras["cells/mean_image_contrast"])
     assert np.all(np.isnan(contrast[origin == "activity"])) and np.all(contrast[from_mean] >= 2.5)
+    assert with_somata.attrs["n_somata_added"] == len(from_mean) <= with_somata.attrs["n_somata_seen"]
+
+
+def test_somata_with_neuropil_rings_get_nan_neuropil_and_a_warning():
+    truth = _silent_cells_movie(1)
+    result = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                           overrides={"detect.neuropil_ring": 0.6})
+    origin = np.array(result.extras["cells/origin"])
+    neuropil = result.extras["neuropil_traces"]
+    assert (origin == "mean image").sum() >= 3 and neuropil.shape == result.traces.shape
+    assert np.all(np.isnan(neuropil[origin == "mean image"])) and np.all(np.isfinite(neuropil[origin == "activity"]))
+    assert any("not neuropil-corrected" in w for w in result.attrs["warnings"])

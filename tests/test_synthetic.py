@@ -49,6 +49,33 @@ def test_noise_free_movie_matches_model():
     np.testing.assert_allclose(s.movie, model + s.background, rtol=1e-5, atol=1e-5)
 
 
+def test_silent_cells_gcamp_nuclei_and_occluded_neuropil():
+    kw = dict(n_cells=10, shape=(48, 48), n_frames=80, neuropil=0.2, noise=0.0, seed=3)
+    plain = syn.make_movie(**kw)
+    s = syn.make_movie(**kw, silent_fraction=0.3, nucleus_prob=1.0, nucleus_depth=(0.8, 0.9), nucleus_size=0.6,
+                       soma_occlusion=0.7)
+    silent = s.spikes.sum(axis=1) == 0
+    assert silent.sum() == 3 and np.all(s.traces[silent] == 0) and np.all(s.spikes[~silent].sum(axis=1) >= 3)
+    np.testing.assert_array_equal(s.spikes[~silent], plain.spikes[~silent])   # the other cells fire as before
+    # a deep nucleus: the centre of each cell is a small fraction of its peak
+    for k in range(10):
+        r, c = np.round(s.centres[k]).astype(int)
+        if 2 <= r < 46 and 2 <= c < 46:
+            assert s.footprints[k, r, c] < 0.5
+    # the truth holds the fields as the movie has them: neuropil and background dimmed inside cells
+    model = ((s.baselines[:, None] + s.traces).T @ s.footprints.reshape(10, -1)).reshape(80, 48, 48)
+    np.testing.assert_allclose(s.movie, np.maximum(model + s.background + s.neuropil, 0), rtol=1e-5, atol=1e-5)
+    inside = syn.footprints_to_masks(s.footprints).any(axis=0)
+    assert (s.background / plain.background)[inside].mean() < 0.6
+    outside = ~(s.footprints > 0).any(axis=0)
+    assert outside.mean() > 0.3
+    np.testing.assert_allclose(s.background[outside], plain.background[outside])
+    for bad, match in ((dict(silent_fraction=1.5), "silent_fraction"), (dict(nucleus_size=0.0), "nucleus_size"),
+                       (dict(nucleus_depth=(0.5, 1.2)), "nucleus_depth"), (dict(soma_occlusion=-0.1), "soma_occlusion")):
+        with pytest.raises(InputError, match=match):
+            syn.make_movie(3, (32, 32), 20, **bad)
+
+
 def test_determinism_and_independent_streams():
     a = syn.make_movie(3, (32, 32), 60, seed=7)
     b = syn.make_movie(3, (32, 32), 60, seed=7)

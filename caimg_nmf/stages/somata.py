@@ -6,23 +6,30 @@ such as GCaMP a soma is visible in the mean image: a ring of bright cytoplasm ar
 nucleus, the shape annotators draw around. This stage finds those rings and adds, as cells, the ones
 that no activity-found cell covers.
 
-The contrast image: the mean image, locally normalised (minus its Gaussian blur over three cell
-diameters, over the local standard deviation on that scale), correlated with the mean over a ring
-(0.5 to 1.1 cell radii) minus the mean over the centre disc (0.5 radii). Its values are turned
-into robust z-scores over the frame (median, MAD), so ``min_contrast`` reads in noise units of the
-image itself. A candidate is a local maximum at least ``min_contrast`` high, at least 0.8 cell
+The contrast image: the mean image minus its Gaussian blur over three cell diameters, averaged over
+the dimmest quarter of a ring (0.5 to 1.1 cell radii) minus the average over the centre disc (0.5
+radii): a soma's ring is bright all round, while the edge of one bright neighbour lights one side
+only. Divided by the local standard deviation (on the same three diameters), its values are turned
+into robust z-scores over the frame (median, MAD), so ``min_contrast`` reads in units of the image's
+own contrast. A candidate is a local maximum at least ``min_contrast`` high, at least 0.8 cell
 diameters from the next one, whose centre is darker than its surroundings (0.65 to 1 diameter
-out), i.e. a dim nucleus, not the gap between two bright cells. Its footprint is a disc of one cell
-diameter about the centre; it is added when at most ``max_overlap`` of that disc lies inside the
-masks of the cells already found.
+out), and, given an image of the mean image's noise (half the difference of the means of the even
+and the odd frames), whose contrast stands ``min_noise_z`` robust standard deviations above what
+that noise gives: the z-score alone is relative, and finds "somata" in any texture, noise included.
+Its footprint is a disc of one cell diameter about the centre; it is added when at most
+``max_overlap`` of that disc lies inside the masks of the cells already found. The pipeline looks
+in what the cells found leave of the mean image (their footprints x mean traces subtracted), where
+the dark gap between three bright cells no longer looks like a ring.
 
 Traces of added cells are fitted on the movie with everything else held fixed: the movie minus the
 other cells' footprints x traces, the background components and the static baseline, projected on
 the discs by a nonnegative least-squares fit (HALS sweeps from the clipped unconstrained
-solution), in the units of every other trace (fluorescence at the footprint's peak).
+solution), in the units of every other trace (fluorescence at the footprint's peak). The smooth
+background components do not follow the neuropil at the scale of one cell, so these traces carry
+some local neuropil (with ``detect.neuropil_ring`` > 0 no ring is fitted round them either).
 
-On the Neurofinder development recording (600 x 256 x 512, 155 annotated neurons), this raises F1
-from 0.32 to 0.44 (README, performance).
+On the Neurofinder development recording (600 x 256 x 512, 155 annotated neurons) this took F1 from
+0.319 to 0.519 (README, Performance); the thresholds were chosen on that recording.
 """
 from __future__ import annotations
 
@@ -36,16 +43,15 @@ from ._local_fit import _hals_H
 
 __all__ = ["Somata", "soma_contrast", "split_noise_image", "find_somata", "disc_footprints", "fit_fixed_traces"]
 
-#: a soma's contrast must exceed this many robust standard deviations of the contrast of noise alone
-MIN_NOISE_Z = 10.0
-
 #: frames read at a time by :func:`fit_fixed_traces`
 _CHUNK_FRAMES = 256
 
 
 @dataclass
 class Somata:
-    """Somata found by :func:`find_somata`."""
+    """Somata found by :func:`find_somata` (fields: ``centres`` (N, 2) row, col; ``scores`` (N,)
+    contrast z-scores; ``radius`` of their discs; ``n_candidates``, the somata found before those
+    that cells already found cover were left out)."""
     centres: np.ndarray      # (N, 2) int: row, col of each soma's centre
     scores: np.ndarray       # (N,) float32: the contrast z-score at the centre
     radius: float            # disc radius in pixels (half a cell diameter)
@@ -118,6 +124,9 @@ def soma_contrast(mean_image: np.ndarray, diameter: float, noise_image=None):
         null = contrasts(np.asarray(noise_image, np.float64))[1]
         centre_null = np.median(null)
         sd_null = 1.4826 * np.median(np.abs(null - centre_null))
+        if not sd_null > 0:
+            raise InputError("soma_contrast: the noise image is constant, so it says nothing of the mean "
+                             "image's noise; pass None to leave that test out.") from None
         significance = ((contrast - centre_null) / max(sd_null, 1e-30)).astype(np.float32)
     return z, darkness.astype(np.float32), significance
 
@@ -129,10 +138,26 @@ def _robust_z(values: np.ndarray) -> np.ndarray:
 
 
 def split_noise_image(frames, chunk: int = 256) -> np.ndarray:
-    """(H, W) float32: half the difference between the mean of the even frames and the mean of the
-    odd ones. Cells, background and slow changes cancel; what is left has the mean image's noise
-    (with any spatial correlation that registration gave it): the null for :func:`find_somata`."""
+    """Half the difference between the mean of the even frames and the mean of the odd ones.
+
+    Cells, background and slow changes cancel; what is left has the mean image's noise (with any
+    spatial correlation that registration gave it): the null for :func:`find_somata`.
+
+    Parameters
+    ----------
+    frames : array (T, H, W), T >= 2
+        The movie (may be a memory map: it is read ``chunk`` frames at a time).
+    chunk : int
+        Frames read at a time (rounded down to an even number, at least 2).
+
+    Returns
+    -------
+    ndarray (H, W) float32
+    """
     T = frames.shape[0]
+    if T < 2:
+        raise InputError(f"split_noise_image needs at least 2 frames, got {T}.") from None
+    chunk = max(2, chunk - chunk % 2)   # even: each block starts on an even frame
     even = np.zeros(frames.shape[1:], np.float64)
     odd = np.zeros(frames.shape[1:], np.float64)
     for t0 in range(0, T, chunk):   # chunk is even: frame parity is kept
@@ -140,24 +165,47 @@ def split_noise_image(frames, chunk: int = 256) -> np.ndarray:
         even += block[0::2].sum(axis=0, dtype=np.float64)
         odd += block[1::2].sum(axis=0, dtype=np.float64)
     n_even, n_odd = (T + 1) // 2, T // 2
-    if n_odd == 0:
-        return np.zeros(frames.shape[1:], np.float32)
     return ((even / n_even - odd / n_odd) / 2).astype(np.float32)
 
 
 def disc_footprints(centres: np.ndarray, radius: float, shape: tuple, out: np.ndarray | None = None) -> np.ndarray:
-    """(N, H, W) float32 footprints: 1 on the disc of ``radius`` about each centre, 0 elsewhere
-    (written into ``out``, zeros of that shape, when given)."""
+    """Flat disc footprints.
+
+    Parameters
+    ----------
+    centres : array (N, 2) of int
+        Row, col of each disc's centre, inside the frame.
+    radius : float
+        Disc radius in pixels.
+    shape : (H, W)
+    out : ndarray (N, H, W), optional
+        Zeros to write the discs into.
+
+    Returns
+    -------
+    ndarray (N, H, W) float32
+        1 on the disc about each centre (its part inside the frame), 0 elsewhere.
+    """
     H, W = shape
+    centres = np.asarray(centres).reshape(-1, 2)
+    if len(centres) and (not np.issubdtype(centres.dtype, np.integer) or centres.min() < 0
+                         or centres[:, 0].max() >= H or centres[:, 1].max() >= W):
+        raise InputError(f"disc_footprints: centres must be integer (row, col) pixels inside the {H} x {W} "
+                         f"frame; got dtype {centres.dtype}, rows {centres[:, 0].min()}..{centres[:, 0].max()}, "
+                         f"cols {centres[:, 1].min()}..{centres[:, 1].max()}.") from None
     if out is None:
         out = np.zeros((len(centres), H, W), np.float32)
     ri = int(np.ceil(radius))
     yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
     disc = (yy ** 2 + xx ** 2) <= radius ** 2
-    for k, (y, x) in enumerate(np.asarray(centres, int)):
+    for k, (y, x) in enumerate(centres):
         y0, y1, x0, x1 = max(0, y - ri), min(H, y + ri + 1), max(0, x - ri), min(W, x + ri + 1)
         out[k, y0:y1, x0:x1] = disc[y0 - (y - ri):y1 - (y - ri), x0 - (x - ri):x1 - (x - ri)]
     return out
+
+
+#: the smallest cell diameter (pixels) whose ring and centre hold pixels enough to compare
+MIN_DIAMETER = 4.0
 
 
 def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.ndarray | None = None,
@@ -170,13 +218,13 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
     diameter : float
         Cell diameter in pixels.
     cfg : SomataConfig
-        ``min_contrast`` and ``max_overlap``.
+        ``min_contrast``, ``min_noise_z`` and ``max_overlap``.
     cell_masks : ndarray (K, H, W) or (H, W) bool, optional
         Masks of the cells already found (or their union); a soma whose disc lies more than
         ``max_overlap`` inside them is left out.
     noise_image : ndarray (H, W), optional
         An image with the mean image's noise and none of its structure (:func:`split_noise_image`).
-        Given, a soma must also stand out from noise: its contrast at least ``MIN_NOISE_Z``
+        Given, a soma must also stand out from noise: its contrast at least ``cfg.min_noise_z``
         robust standard deviations of the contrast of that image. The z-score threshold is
         relative to the image's own contrast, so without this check any texture, noise
         included, yields some somata.
@@ -192,7 +240,7 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
     >>> from caimg_nmf.config import SomataConfig
     >>> yy, xx = np.mgrid[:64, :64]
     >>> rr = np.hypot(yy - 32, xx - 20)
-    >>> image = 1.0 + ((rr > 2) & (rr < 5)) - 0.3 * (rr < 2)   # a ring round a dim nucleus
+    >>> image = 1.0 + ((rr > 2.5) & (rr <= 5)) - 0.3 * (rr <= 2.5)   # a ring round a dim nucleus
     >>> find_somata(image, 10, SomataConfig()).centres.tolist()
     [[32, 20]]
     """
@@ -204,8 +252,16 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
     if not np.all(np.isfinite(img)):
         raise InputError("find_somata: the mean image holds NaN or infinite values; replace them "
                          "(e.g. np.nan_to_num) before looking for somata.") from None
-    if not diameter > 0:
-        raise InputError(f"find_somata: the cell diameter must be > 0 pixels, got {diameter}.") from None
+    if not (np.isfinite(diameter) and diameter >= MIN_DIAMETER):
+        raise InputError(f"find_somata: the cell diameter must be a number of at least {MIN_DIAMETER:g} pixels "
+                         f"(a ring round a nucleus), got {diameter}. Bin less, or turn the search off "
+                         "(somata.enabled = false).") from None
+    if cell_masks is not None and (np.ndim(cell_masks) not in (2, 3) or np.shape(cell_masks)[-2:] != img.shape):
+        raise InputError(f"find_somata: cell_masks has shape {np.shape(cell_masks)}; it must be (K, H, W) or "
+                         f"(H, W) with (H, W) = {img.shape}, the mean image's.") from None
+    if noise_image is not None and np.shape(noise_image) != img.shape:
+        raise InputError(f"find_somata: noise_image has shape {np.shape(noise_image)}; it must be "
+                         f"{img.shape}, the mean image's.") from None
     radius = diameter / 2.0
     z, darkness, significance = soma_contrast(img, diameter, noise_image)
     border = max(1, int(round(radius)) - 1)   # keep discs mostly inside the frame
@@ -214,7 +270,7 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
     peaks = peaks.reshape(-1, 2)
     keep = darkness[peaks[:, 0], peaks[:, 1]] > 0
     if significance is not None:
-        keep &= significance[peaks[:, 0], peaks[:, 1]] >= MIN_NOISE_Z
+        keep &= significance[peaks[:, 0], peaks[:, 1]] >= cfg.min_noise_z
     peaks = peaks[keep]
     n_candidates = len(peaks)
     if len(peaks) and cell_masks is not None and len(cell_masks):
@@ -251,6 +307,8 @@ def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarra
         Background components, subtracted.
     baseline : ndarray (H, W), optional
         Static per-pixel offset, subtracted.
+    sweeps : int
+        HALS sweeps after the clipped least-squares start.
 
     Returns
     -------
@@ -258,6 +316,12 @@ def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarra
     """
     T, H, W = frames.shape
     N = footprints.shape[0]
+    for name, F, C in (("footprints", footprints, None), ("fixed", fixed_footprints, fixed_traces),
+                       ("background", background_footprints, background_traces)):
+        if F is not None and (F.shape[1:] != (H, W) or (C is not None and np.shape(C) != (len(F), T))):
+            raise InputError(f"fit_fixed_traces: {name} footprints {F.shape} (and traces "
+                             f"{None if C is None else np.shape(C)}) do not fit frames of shape {frames.shape}: "
+                             f"they must be (n, {H}, {W}) and (n, {T}).") from None
     if N == 0:
         return np.zeros((0, T), np.float32)
     A = footprints.reshape(N, -1)
@@ -272,7 +336,7 @@ def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarra
             return np.zeros((0, pix.size)), np.zeros((0, T))
         Fp = F.reshape(len(F), -1)[:, pix]
         touch = np.flatnonzero(Fp.any(axis=1))
-        return Fp[touch].astype(np.float64), np.asarray(C, np.float64)[touch]
+        return Fp[touch].astype(np.float64), np.asarray(C)[touch].astype(np.float64)
 
     others = [restricted(fixed_footprints, fixed_traces), restricted(background_footprints, background_traces)]
     base = np.zeros(pix.size) if baseline is None else np.asarray(baseline, np.float64).reshape(-1)[pix]
