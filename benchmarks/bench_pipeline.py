@@ -41,11 +41,14 @@ def real():
     truth = ev.load_truth_masks(DATA / "regions.json", shape=movie.shape[1:])[0]
     active = ev.active_cells(movie, truth, frame_rate=FRAME_RATE)
     print(f"(a) real {DATA.name}: {movie.shape}, {len(truth)} annotated, {int(active.sum())} active")
-    for diam in (9.0, None):
+    for diam, somata in ((9.0, True), (None, True), (None, False)):
         t0 = time.perf_counter()
-        r = caimg_nmf.run(movie=movie, frame_rate=FRAME_RATE, cell_diameter=diam, save=False, quiet=True)
+        r = caimg_nmf.run(movie=movie, frame_rate=FRAME_RATE, cell_diameter=diam, save=False, quiet=True,
+                          overrides={"somata.enabled": somata})
         s = ev.evaluate(r.roi_masks, truth, active=active)
-        print(f"    diameter {diam} (used {r.attrs['cell_diameter_px']:.1f}): {r.n_cells} cells, P {s.precision:.3f} "
+        origin = np.asarray(r.extras.get("cells/origin", []))
+        print(f"    diameter {diam} (used {r.attrs['cell_diameter_px']:.1f}), somata {'on' if somata else 'off'}: "
+              f"{r.n_cells} cells ({int((origin == 'mean image').sum())} from the mean image), P {s.precision:.3f} "
               f"R {s.recall:.3f} F1 {s.f1:.3f} recall(active) {s.recall_active:.3f}; "
               f"{time.perf_counter() - t0:.1f} s, stages {r.attrs['stage_timings']}")
 

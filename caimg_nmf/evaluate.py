@@ -183,7 +183,9 @@ class Score:
     mean_iou : float
         Mean IoU over matched pairs (0 if none).
     trace_corr : float or None
-        Mean Pearson correlation of matched traces (None if traces not given).
+        Mean Pearson correlation of matched traces, over the pairs whose true trace varies (a
+        silent true cell has nothing to correlate); 0 when nothing matched; None if traces were not
+        given or every matched true cell is silent.
     footprint_cosine : float or None
         Mean cosine similarity of matched footprints (None if footprints not given).
     matches : list of (pred_idx, true_idx, iou)
@@ -243,7 +245,8 @@ def evaluate(pred_masks, true_masks, *, pred_traces=None, true_traces=None,
     pred_masks : array_like (Kp, H, W)
     true_masks : array_like (Kt, H, W)
     pred_traces, true_traces : array_like (Kp, T), (Kt, T), optional
-        If both are given, ``trace_corr`` is the mean Pearson r over matched pairs.
+        If both are given, ``trace_corr`` is the mean Pearson r over matched pairs (those whose true
+        trace is not constant).
     pred_footprints, true_footprints : array_like (Kp, H, W), (Kt, H, W), optional
         If both are given, ``footprint_cosine`` is the mean cosine over matched pairs.
     iou_threshold : float
@@ -274,7 +277,10 @@ def evaluate(pred_masks, true_masks, *, pred_traces=None, true_traces=None,
         if a.shape[1] != b.shape[1]:
             raise InputError(f"evaluate: pred_traces have {a.shape[1]} frames but "
                              f"true_traces have {b.shape[1]}; they must match.") from None
-        score.trace_corr = float(_pearson(a[pi], b[ti]).mean()) if n else 0.0
+        # a silent true cell (constant trace) has nothing to correlate: left out, not counted as r = 0
+        varying = np.ptp(b[ti], axis=1) > 0 if n else np.zeros(0, bool)
+        score.trace_corr = (float(_pearson(a[pi][varying], b[ti][varying]).mean()) if varying.any()
+                            else None if n else 0.0)
     if pred_footprints is not None and true_footprints is not None:
         fa = _stack(pred_footprints, "pred_footprints", np.float64)
         fb = _stack(true_footprints, "true_footprints", np.float64)

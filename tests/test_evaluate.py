@@ -93,6 +93,19 @@ def test_traces_footprints_active():
         ev.evaluate(TRUE, TRUE, pred_traces=np.ones((5, 4)), true_traces=np.ones((5, 5)))
 
 
+def test_trace_correlation_leaves_out_silent_true_cells():
+    """A matched cell whose true trace never changes (silent) has nothing to correlate: it must not
+    count as r = 0 in the mean."""
+    rng = np.random.default_rng(1)
+    tr = rng.random((5, 50))
+    tr[2] = 0.0                                   # a silent planted cell, found (e.g. in the mean image)
+    pred = tr * 2 + 0.01 * rng.random((5, 50))
+    s = ev.evaluate(TRUE, TRUE, pred_traces=pred, true_traces=tr)
+    assert s.trace_corr > 0.99
+    all_silent = ev.evaluate(TRUE, TRUE, pred_traces=pred, true_traces=np.zeros((5, 50)))
+    assert all_silent.trace_corr is None and "trace r" not in str(all_silent)
+
+
 def test_match_footprints():
     rng = np.random.default_rng(1)
     fp = TRUE * rng.random(TRUE.shape)
