@@ -276,9 +276,9 @@ class SomataConfig:
     enabled: bool = _key(True, "Local method: add, as cells, somata seen in the mean image (a bright ring of "
                          "cytoplasm round a dimmer nucleus, as GCaMP shows them) that no activity-found cell "
                          "covers: cells that barely fire in the recording. Their footprints are discs of one "
-                         "cell diameter, their traces fitted with the rest of the model fixed (not "
-                         "neuropil-corrected); the result's /cells/origin says 'mean image' for them. Thresholds "
-                         "chosen on one annotated recording (Neurofinder 00.00; README, Performance).")
+                         "cell diameter, their traces fitted with the rest of the model fixed and corrected for "
+                         "the neuropil round them; the result's /cells/origin says 'mean image' for them. "
+                         "Thresholds chosen on one annotated recording (Neurofinder 00.00; README, Performance).")
     min_contrast: float = _key(2.5, "Smallest contrast of a soma (the dimmest quarter of its ring minus its "
                                "centre), in robust standard deviations (median, MAD) of that contrast over the "
                                "frame ...", min=0.0)
@@ -288,6 +288,10 @@ class SomataConfig:
                               "contrast and would pass texture, noise included.", min=0.0)
     max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
                               "masks of cells already found.", min=0.0, max=1.0)
+    neuropil_coefficient: float = _key(0.7, "A soma's trace is fitted after this fraction of its neuropil (the "
+                                       "mean of the movie, less the rest of the model, over a ring 0.65 to 1 "
+                                       "diameter out, cells left out; saved in /neuropil_traces) is taken off "
+                                       "its pixels (Suite2p's F - 0.7 Fneu). 0: no correction.", min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

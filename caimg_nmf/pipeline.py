@@ -193,9 +193,12 @@ def _factorize_local(state: RunState) -> None:
     ex["cells/origin"] = ["activity"] * kept.n_cells
     neuropil = kept.neuropil_traces
     if cfg.somata.enabled:
-        n_added = _add_somata(state, kept, found_diameter)
-        if neuropil is not None and n_added:   # no ring was fitted round a soma found in the mean image
-            neuropil = np.concatenate([neuropil, np.full((n_added, neuropil.shape[1]), np.nan, np.float32)])
+        soma_neuropil = _add_somata(state, kept, found_diameter)
+        if soma_neuropil is not None and len(soma_neuropil):
+            # rows for the activity cells: their fitted rings (detect.neuropil_ring), or NaN (none)
+            cells = neuropil if neuropil is not None else np.full((kept.n_cells, soma_neuropil.shape[1]), np.nan,
+                                                                  np.float32)
+            neuropil = np.concatenate([cells, soma_neuropil])
     # The cell sits on the background model's light: it enters ΔF/F's F0 (stages/traces.py).
     state.resting = background_under(state.footprints, kept.background_footprints, kept.background_traces)
     if state.resting.shape[1] != state.traces.shape[1]:
@@ -222,21 +225,24 @@ def _cells_cover(footprints: np.ndarray, rois) -> np.ndarray:
     return covered
 
 
-def _add_somata(state: RunState, kept, diameter: float) -> int:
+def _add_somata(state: RunState, kept, diameter: float):
     """Append the somata seen in the mean image that no kept cell covers (stages/somata.py), with
-    traces fitted with the rest of the model held fixed. Returns how many were added."""
-    from .stages.somata import MIN_DIAMETER, disc_footprints, find_somata, fit_fixed_traces, split_noise_image
+    traces fitted with the rest of the model held fixed, neuropil-corrected. Returns the neuropil
+    traces of those added ((N, T), N may be 0), or None when the search could not run."""
+    from .stages.somata import (MIN_DIAMETER, disc_footprints, find_somata, fit_fixed_traces, neuropil_rings,
+                                split_noise_image)
 
     cfg = state.cfg
     if diameter < MIN_DIAMETER or state.frames.shape[0] < 2:
         state.report.warn(f"somata in the mean image not looked for: the cell diameter ({diameter:.1f} px) is "
                           f"below {MIN_DIAMETER:g} px or the movie has fewer than 2 frames")
-        return 0
+        return None
     # what the cells found leave of the mean image: the gap between three bright cells is dark in the
     # middle and bright all round, like a soma (in the mean image itself, 2-3 false cells on each
     # realistic synthetic movie; on the real recording F1 0.481 there, 0.500 here, before the noise test)
     unexplained = state.mean_image - np.tensordot(kept.traces.mean(axis=1), kept.footprints, axes=1)
-    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=_cells_cover(kept.footprints, cfg.rois),
+    covered = _cells_cover(kept.footprints, cfg.rois)
+    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered,
                          noise_image=split_noise_image(state.frames))
     state.attrs.update(n_somata_added=somata.n_somata, n_somata_seen=somata.n_candidates)
     state.extras["cells/mean_image_contrast"] = np.concatenate(
@@ -244,7 +250,7 @@ def _add_somata(state: RunState, kept, diameter: float) -> int:
     if not somata.n_somata:
         state.report.info(f"mean image: {somata.n_candidates} somata seen"
                           f"{', all covered by cells found' if somata.n_candidates else ''}")
-        return 0
+        return np.zeros((0, state.frames.shape[0]), np.float32)
     K, N = kept.n_cells, somata.n_somata
     # one array for both (the kept cells' own is freed once ``kept`` refers to the new one); np.zeros
     # leaves the discs' rows as untouched zero pages, so this costs the kept footprints once more
@@ -252,18 +258,19 @@ def _add_somata(state: RunState, kept, diameter: float) -> int:
     footprints[:K] = kept.footprints
     state.footprints = kept.footprints = footprints[:K]
     disc_footprints(somata.centres, somata.radius, state.mean_image.shape, out=footprints[K:])
+    # each soma's neuropil: a ring round it, other cells' pixels (activity cells and somata) left out
+    rings = neuropil_rings(somata.centres, somata.radius, state.mean_image.shape,
+                           exclude=covered | footprints[K:].any(axis=0))
     with state.report.task(f"traces of {N} somata from the mean image"):
-        traces = fit_fixed_traces(state.frames, footprints[K:], kept.footprints, kept.traces,
-                                  kept.background_footprints, kept.background_traces, kept.baseline)
+        traces, neuropil = fit_fixed_traces(state.frames, footprints[K:], kept.footprints, kept.traces,
+                                            kept.background_footprints, kept.background_traces, kept.baseline,
+                                            rings=rings, neuropil_coefficient=cfg.somata.neuropil_coefficient)
     state.footprints = footprints
     state.traces = np.concatenate([state.traces, traces])
     state.extras["cells/origin"] += ["mean image"] * N
     state.report.info(f"mean image: {somata.n_candidates} somata seen, {N} not covered by a cell found "
                       "from activity were added")
-    if cfg.detect.neuropil_ring > 0:
-        state.report.warn(f"the traces of the {N} cells found in the mean image are not neuropil-corrected "
-                          "(detect.neuropil_ring fits no ring round them); their /neuropil_traces rows are NaN")
-    return N
+    return neuropil
 
 
 def _factorize_whole(state: RunState) -> None:

@@ -9,7 +9,7 @@ import caimg_nmf
 from caimg_nmf.config import Config, SomataConfig
 from caimg_nmf.io import Result
 from caimg_nmf.errors import ConfigError, InputError
-from caimg_nmf.stages.somata import disc_footprints, find_somata, fit_fixed_traces, split_noise_image
+from caimg_nmf.stages.somata import disc_footprints, find_somata, fit_fixed_traces, neuropil_rings, split_noise_image
 from caimg_nmf.synthetic import footprints_to_masks, make_movie
 
 
@@ -156,18 +156,48 @@ def test_fit_fixed_traces_recovers_planted_traces(tmp_path):
     movie += 0.01 * rng.standard_normal(movie.shape).astype(np.float32)
     inputs = (movie, new, fixed, fixed_tr, bg, bg_tr, baseline)
     copies = [a.copy() for a in inputs]
-    got = fit_fixed_traces(*inputs)
-    assert got.shape == (3, T) and got.dtype == np.float32
+    got, no_neuropil = fit_fixed_traces(*inputs)
+    assert got.shape == (3, T) and got.dtype == np.float32 and no_neuropil is None
     assert np.abs(got - true_new).max() < 0.02
     assert all(np.array_equal(a, b) for a, b in zip(inputs, copies))   # inputs left as they were
     np.save(tmp_path / "movie.npy", movie)                                # a memory-mapped movie gives the same
     mapped = np.load(tmp_path / "movie.npy", mmap_mode="r")
-    np.testing.assert_allclose(fit_fixed_traces(mapped, *inputs[1:]), got, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fit_fixed_traces(mapped, *inputs[1:])[0], got, rtol=1e-6, atol=1e-6)
     with pytest.raises(InputError, match="do not fit frames"):
         fit_fixed_traces(movie, new, fixed, fixed_tr[:, :10])
     # without the fixed cells subtracted, the overlapping soma's trace takes their light
-    assert np.abs(fit_fixed_traces(movie, new, fixed[:0], fixed_tr[:0], bg, bg_tr, baseline) - true_new).max() > 0.5
-    assert fit_fixed_traces(movie, new[:0], fixed, fixed_tr).shape == (0, T)
+    assert np.abs(fit_fixed_traces(movie, new, fixed[:0], fixed_tr[:0], bg, bg_tr, baseline)[0] - true_new).max() > 0.5
+    assert fit_fixed_traces(movie, new[:0], fixed, fixed_tr)[0].shape == (0, T)
+
+
+def test_fit_fixed_traces_takes_the_neuropil_of_the_ring_off():
+    """A soma under local neuropil that the background model does not hold: its ring's trace is the
+    neuropil, and the coefficient times it is taken off the soma."""
+    rng = np.random.default_rng(4)
+    T, H, W = 400, 48, 48
+    centres = np.array([[16, 16], [30, 34]])
+    discs = disc_footprints(centres, 4.0, (H, W))
+    rings = neuropil_rings(centres, 4.0, (H, W), exclude=discs.any(axis=0))
+    assert rings.sum(axis=(1, 2)).min() > 50 and not (rings & (discs > 0)).any()
+    cell = rng.gamma(1.0, 1.0, (2, T)) * (rng.random((2, T)) < 0.1)
+    local = 0.5 + 0.4 * np.sin(np.arange(T) / 15.0)[None] * np.array([[1.0], [-1.0]])   # each soma's own neuropil
+    field = np.zeros((T, H, W))
+    for k in range(2):
+        near = ndi.binary_dilation(rings[k] | (discs[k] > 0), iterations=1)
+        field += local[k][:, None, None] * near
+    movie = (np.einsum("kt,khw->thw", cell, discs) + field + 0.005 * rng.standard_normal((T, H, W))).astype(np.float32)
+    empty = np.zeros((0, H, W), np.float32)
+    raw, none = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)))
+    corrected, neuropil = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings, neuropil_coefficient=1.0)
+    assert none is None and neuropil.shape == (2, T)
+    np.testing.assert_allclose(neuropil, local, atol=0.01)          # the ring's trace is the local neuropil
+    assert np.abs(corrected - cell).max() < 0.02                       # taken off: the cell's own activity
+    assert np.abs(raw - cell).max() > 0.5                              # left on: it carries the neuropil
+    partial, _ = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings, neuropil_coefficient=0.7)
+    np.testing.assert_allclose(partial, cell + 0.3 * local, atol=0.02)
+    # a ring with no pixels (crowded) gives NaN and no correction
+    _, nan_ring = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=np.zeros_like(rings))
+    assert np.all(np.isnan(nan_ring))
 
 
 def _silent_cells_movie(seed):
@@ -218,12 +248,14 @@ def test_pipeline_finds_silent_cells_in_the_mean_image(tmp_path):
     assert with_somata.attrs["n_somata_added"] == len(from_mean) <= with_somata.attrs["n_somata_seen"]
 
 
-def test_somata_with_neuropil_rings_get_nan_neuropil_and_a_warning():
+def test_neuropil_traces_of_somata_with_and_without_the_cells_rings():
     truth = _silent_cells_movie(1)
-    result = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
-                           overrides={"detect.neuropil_ring": 0.6})
-    origin = np.array(result.extras["cells/origin"])
-    neuropil = result.extras["neuropil_traces"]
-    assert (origin == "mean image").sum() >= 3 and neuropil.shape == result.traces.shape
-    assert np.all(np.isnan(neuropil[origin == "mean image"])) and np.all(np.isfinite(neuropil[origin == "activity"]))
-    assert any("not neuropil-corrected" in w for w in result.attrs["warnings"])
+    runs = {ring: caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                                overrides={"detect.neuropil_ring": ring}) for ring in (0.0, 0.6)}
+    for ring, result in runs.items():
+        origin = np.array(result.extras["cells/origin"])
+        neuropil = result.extras["neuropil_traces"]
+        assert (origin == "mean image").sum() >= 3 and neuropil.shape == result.traces.shape
+        assert np.all(np.isfinite(neuropil[origin == "mean image"]))
+        # the activity cells' rows hold their fitted rings, or NaN when detection fitted none
+        assert np.all(np.isfinite(neuropil[origin == "activity"]) == (ring > 0))

@@ -25,8 +25,9 @@ Traces of added cells are fitted on the movie with everything else held fixed: t
 other cells' footprints x traces, the background components and the static baseline, projected on
 the discs by a nonnegative least-squares fit (HALS sweeps from the clipped unconstrained
 solution), in the units of every other trace (fluorescence at the footprint's peak). The smooth
-background components do not follow the neuropil at the scale of one cell, so these traces carry
-some local neuropil (with ``detect.neuropil_ring`` > 0 no ring is fitted round them either).
+background components do not follow the neuropil at the scale of one cell, so the residual's mean
+over a ring round each soma (0.65 to 1 diameter out, cells left out) is its neuropil, of which
+``neuropil_coefficient`` is taken off the disc before the fit (:mod:`._fixed_traces`).
 
 On the Neurofinder development recording (600 x 256 x 512, 155 annotated neurons) this took F1 from
 0.319 to 0.519 (README, Performance); the thresholds were chosen on that recording.
@@ -39,13 +40,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InputError
-from ._local_fit import _hals_H
+from ._fixed_traces import fit_fixed_traces, neuropil_rings
 
-__all__ = ["Somata", "soma_contrast", "split_noise_image", "find_somata", "disc_footprints", "fit_fixed_traces"]
-
-#: frames read at a time by :func:`fit_fixed_traces`
-_CHUNK_FRAMES = 256
-
+__all__ = ["Somata", "soma_contrast", "split_noise_image", "find_somata", "disc_footprints", "fit_fixed_traces",
+           "neuropil_rings"]
 
 @dataclass
 class Somata:
@@ -288,66 +286,3 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
     order = np.argsort(-scores, kind="stable")
     return Somata(centres=peaks[order].astype(np.int64), scores=scores[order].astype(np.float32),
                   radius=float(radius), n_candidates=int(n_candidates))
-
-
-def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarray, fixed_traces: np.ndarray,
-                     background_footprints: np.ndarray | None = None, background_traces: np.ndarray | None = None,
-                     baseline: np.ndarray | None = None, sweeps: int = 10) -> np.ndarray:
-    """Nonnegative traces of ``footprints`` with every other component of the model held fixed.
-
-    Parameters
-    ----------
-    frames : array (T, H, W)
-        The movie (may be a memory map: it is read ``_CHUNK_FRAMES`` frames at a time).
-    footprints : ndarray (N, H, W)
-        The footprints whose traces are fitted.
-    fixed_footprints, fixed_traces : ndarray (K, H, W), (K, T)
-        The other cells, subtracted.
-    background_footprints, background_traces : ndarray (B, H, W), (B, T), optional
-        Background components, subtracted.
-    baseline : ndarray (H, W), optional
-        Static per-pixel offset, subtracted.
-    sweeps : int
-        HALS sweeps after the clipped least-squares start.
-
-    Returns
-    -------
-    ndarray (N, T) float32
-    """
-    T, H, W = frames.shape
-    N = footprints.shape[0]
-    for name, F, C in (("footprints", footprints, None), ("fixed", fixed_footprints, fixed_traces),
-                       ("background", background_footprints, background_traces)):
-        if F is not None and (F.shape[1:] != (H, W) or (C is not None and np.shape(C) != (len(F), T))):
-            raise InputError(f"fit_fixed_traces: {name} footprints {F.shape} (and traces "
-                             f"{None if C is None else np.shape(C)}) do not fit frames of shape {frames.shape}: "
-                             f"they must be (n, {H}, {W}) and (n, {T}).") from None
-    if N == 0:
-        return np.zeros((0, T), np.float32)
-    A = footprints.reshape(N, -1)
-    on = np.zeros(A.shape[1], bool)
-    for k0 in range(0, N, 32):   # no (N, pixels) temporary
-        on |= A[k0:k0 + 32].any(axis=0)
-    pix = np.flatnonzero(on)
-    A = A[:, pix].astype(np.float64)
-
-    def restricted(F, C):
-        if F is None or len(F) == 0:
-            return np.zeros((0, pix.size)), np.zeros((0, T))
-        Fp = F.reshape(len(F), -1)[:, pix]
-        touch = np.flatnonzero(Fp.any(axis=1))
-        return Fp[touch].astype(np.float64), np.asarray(C)[touch].astype(np.float64)
-
-    others = [restricted(fixed_footprints, fixed_traces), restricted(background_footprints, background_traces)]
-    base = np.zeros(pix.size) if baseline is None else np.asarray(baseline, np.float64).reshape(-1)[pix]
-    AtX = np.empty((N, T))
-    flat_rows, flat_cols = np.unravel_index(pix, (H, W))
-    for t0 in range(0, T, _CHUNK_FRAMES):
-        t1 = min(T, t0 + _CHUNK_FRAMES)
-        Y = np.asarray(frames[t0:t1][:, flat_rows, flat_cols], np.float64) - base[None]
-        for F, C in others:
-            Y -= C[:, t0:t1].T @ F
-        AtX[:, t0:t1] = A @ Y.T
-    AtA = A @ A.T
-    traces = np.maximum(np.linalg.lstsq(AtA, AtX, rcond=None)[0], 0.0)
-    return _hals_H(traces, AtX, AtA, sweeps).astype(np.float32)
