@@ -100,7 +100,18 @@ def _activity(args, result, true_masks):
     return active_cells(movie, true_masks, frame_rate=args.frame_rate or result.frame_rate)
 
 
-def _table(score, result_path, truth_path, cosine):
+def _by_origin(score, result) -> dict | None:
+    """Hits among the cells of each origin (``/cells/origin``: activity, mean image), or None."""
+    origin = result.get("cells/origin")
+    if origin is None or len(origin) != score.n_pred:
+        return None
+    origin = [str(o) for o in origin]
+    hit = {int(p) for p, _, _ in score.matches}
+    return {kind: {"cells": origin.count(kind), "hits": sum(1 for k, o in enumerate(origin) if o == kind and k in hit)}
+            for kind in dict.fromkeys(origin)}
+
+
+def _table(score, result_path, truth_path, cosine, by_origin=None):
     def ratio(a, b):
         return f"({a}/{b})"
 
@@ -116,6 +127,8 @@ def _table(score, result_path, truth_path, cosine):
         rows.append(("footprint cosine", f"{score.footprint_cosine:.3f}" if score.n_matched else "n/a (no hits)"))
     if cosine is not None:
         rows.append((f"cosine >= {cosine['min_cosine']:g} pairs", f"{cosine['n_matched']} of {score.n_true}"))
+    for kind, n in (by_origin or {}).items():
+        rows.append((f"hits among {kind} cells", f"{n['hits']} of {n['cells']}"))
     if score.recall_active is not None:
         rows.append(("recall (active)", f"{score.recall_active:.3f} ({score.n_active} of {score.n_true} true "
                                         "cells active in the movie)"))
@@ -148,12 +161,13 @@ def cmd_evaluate(args) -> int:
         pairs = match_footprints(result.footprints, true_fp, min_cosine=args.min_cosine)
         cosine = {"min_cosine": args.min_cosine, "n_matched": len(pairs),
                   "matches": [[int(p), int(t), float(c)] for p, t, c in pairs]}
+    by_origin = _by_origin(score, result)
     if args.json:
         doc = {**score.as_dict(), "result": str(Path(args.result).resolve()),
-               "truth": str(truth_path.resolve()), "cosine": cosine}
+               "truth": str(truth_path.resolve()), "cosine": cosine, "by_origin": by_origin}
         with atomic_path(Path(args.json)) as tmp:
             tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    print(str(score) if args.quiet else _table(score, args.result, args.truth, cosine))
+    print(str(score) if args.quiet else _table(score, args.result, args.truth, cosine, by_origin))
     if args.json and not args.quiet:
         print(f"scores: {args.json}")
     return 0

@@ -153,6 +153,25 @@ def test_bad_thresholds_are_usage_errors(result_path, flag, value, capsys):
     assert exc.value.code == 2 and flag in capsys.readouterr().err
 
 
+def test_hits_are_counted_by_origin(result_path, tmp_path, capsys):
+    """A result that says how each cell was found (/cells/origin) is scored per origin too."""
+    from caimg_nmf.io import Result
+    r = Result.load(result_path)
+    r.extras["cells/origin"] = ["activity"] * (r.n_cells - 2) + ["mean image"] * 2
+    r.save(tmp_path / "with_origin.h5")
+    assert main(["evaluate", str(tmp_path / "with_origin.h5"), "--truth", str(TRUTH_H5),
+                 "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "s.json").read_text())
+    hits = {int(p) for p, _, _ in doc["matches"]}
+    want = {"activity": {"cells": r.n_cells - 2, "hits": len(hits - {r.n_cells - 2, r.n_cells - 1})},
+            "mean image": {"cells": 2, "hits": len(hits & {r.n_cells - 2, r.n_cells - 1})}}
+    assert doc["by_origin"] == want
+    assert f"hits among mean image cells  {want['mean image']['hits']} of 2" in out
+    assert main(["evaluate", str(result_path), "--truth", str(TRUTH_H5), "--json", str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["by_origin"] is None   # the whole method says nothing
+
+
 def test_run_on_pure_noise_finds_no_cells_and_still_writes_figures(tmp_path):
     """The local method can find 0 cells; the run must still succeed (result and figures)."""
     from caimg_nmf.cli import main
