@@ -99,8 +99,9 @@ def synthetic():
             r = caimg_nmf.run(movie=truth.movie, cell_diameter=truth.cell_diameter, frame_rate=truth.frame_rate,
                               save=False, quiet=True)
             s = ev.evaluate(r.roi_masks, truth.masks(), pred_traces=r.traces, true_traces=truth.traces)
+            r_text = "n/a" if s.trace_corr is None else f"{s.trace_corr:.3f}"
             print(f"(c) {name} seed {seed}: {r.n_cells}/{truth.n_cells} cells, P {s.precision:.3f} "
-                  f"R {s.recall:.3f} F1 {s.f1:.3f} trace r {s.trace_corr:.3f}; {time.perf_counter() - t0:.1f} s")
+                  f"R {s.recall:.3f} F1 {s.f1:.3f} trace r {r_text}; {time.perf_counter() - t0:.1f} s")
 
 
 def main():

@@ -87,8 +87,9 @@ def main():
         truth = footprint_masks(sm.footprints)
         for lab, d in (("uncurated", det), ("curated", cur)):
             s = ev.evaluate(footprint_masks(d.footprints), truth, pred_traces=d.traces, true_traces=sm.traces)
+            r_text = "n/a" if s.trace_corr is None else f"{s.trace_corr:.3f}"
             print(f"synthetic {name} {lab}: K={d.n_cells}/{len(truth)} P={s.precision:.3f} R={s.recall:.3f} "
-                  f"F1={s.f1:.3f} trace_corr={s.trace_corr:.3f} d_est={d.cell_diameter:.0f} time {t['total']:.1f} s")
+                  f"F1={s.f1:.3f} trace_corr={r_text} d_est={d.cell_diameter:.0f} time {t['total']:.1f} s")
 
 
 if __name__ == "__main__":

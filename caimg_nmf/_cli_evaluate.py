@@ -121,8 +121,15 @@ def _table(score, result_path, truth_path, cosine, by_origin=None):
             ("recall", f"{score.recall:.3f} {ratio(score.n_matched, score.n_true)}"),
             ("F1", f"{score.f1:.3f}"),
             ("mean IoU of hits", f"{score.mean_iou:.3f}" if score.n_matched else "n/a (no hits)")]
-    if score.trace_corr is not None:
-        rows.append(("trace correlation", f"{score.trace_corr:.3f}" if score.n_matched else "n/a (no hits)"))
+    if score.n_trace_pairs is not None:
+        if not score.n_matched:
+            value = "n/a (no hits)"
+        elif score.trace_corr is None:
+            value = "n/a (every hit's true trace is constant: silent cells)"
+        else:
+            value = f"{score.trace_corr:.3f}" + ("" if score.n_trace_pairs == score.n_matched else
+                                                 f" (over the {score.n_trace_pairs} hits whose true trace varies)")
+        rows.append(("trace correlation", value))
     if score.footprint_cosine is not None:
         rows.append(("footprint cosine", f"{score.footprint_cosine:.3f}" if score.n_matched else "n/a (no hits)"))
     if cosine is not None:

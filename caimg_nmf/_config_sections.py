@@ -212,7 +212,7 @@ class DetectConfig:
     neuropil_ring: float = _key(0.0, "If > 0, each cell is fitted with its local neuropil: a ring from this "
                                 "fraction of its window's radius out to the window's edge, without the pixels "
                                 "of cells, with a trace of its own (Suite2p's neuropil mask, fitted jointly "
-                                "with the cells; saved as /neuropil_traces). It takes up the halo of neuropil "
+                                "with the cells; saved as /neuropil_traces, not subtracted from /traces). It takes up the halo of neuropil "
                                 "that follows a cell's activity, which otherwise spreads the footprint to its "
                                 "window's rim. On the Neurofinder recording 0.6 gave F1 0.287 against 0.319 "
                                 "without it, and it makes the fit ~40 % slower: off by default.", min=0.0, max=0.95)
@@ -288,10 +288,12 @@ class SomataConfig:
                               "contrast and would pass texture, noise included.", min=0.0)
     max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
                               "masks of cells already found.", min=0.0, max=1.0)
-    neuropil_coefficient: float = _key(0.7, "A soma's trace is fitted after this fraction of its neuropil (the "
-                                       "mean of the movie, less the rest of the model, over a ring 0.65 to 1 "
-                                       "diameter out, cells left out; saved in /neuropil_traces) is taken off "
-                                       "its pixels (Suite2p's F - 0.7 Fneu). 0: no correction.", min=0.0, max=1.0)
+    neuropil_coefficient: float = _key(0.7, "A soma's trace is fitted after this fraction of its neuropil's "
+                                       "fluctuations (the mean of the movie, less the rest of the model, over a "
+                                       "ring 0.65 to 1 diameter out, cells left out, minus its median; saved in "
+                                       "/neuropil_traces) is taken off its pixels (as Suite2p's F - 0.7 Fneu). A "
+                                       "ring with fewer pixels than the disc is not used. 0: no correction.",
+                                       min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

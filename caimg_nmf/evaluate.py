@@ -186,6 +186,8 @@ class Score:
         Mean Pearson correlation of matched traces, over the pairs whose true trace varies (a
         silent true cell has nothing to correlate); 0 when nothing matched; None if traces were not
         given or every matched true cell is silent.
+    n_trace_pairs : int or None
+        How many matched pairs ``trace_corr`` averages over (None if traces were not given).
     footprint_cosine : float or None
         Mean cosine similarity of matched footprints (None if footprints not given).
     matches : list of (pred_idx, true_idx, iou)
@@ -203,6 +205,7 @@ class Score:
     f1: float
     mean_iou: float
     trace_corr: float | None = None
+    n_trace_pairs: int | None = None
     footprint_cosine: float | None = None
     matches: list = field(default_factory=list)
     recall_active: float | None = None
@@ -221,6 +224,8 @@ class Score:
              f"recall {self.recall:.3f}, F1 {self.f1:.3f}, mean IoU {self.mean_iou:.3f}")
         if self.trace_corr is not None:
             s += f", trace r {self.trace_corr:.3f}"
+            if self.n_trace_pairs is not None and self.n_trace_pairs < self.n_matched:
+                s += f" (over the {self.n_trace_pairs} hits whose true trace varies)"
         if self.footprint_cosine is not None:
             s += f", footprint cos {self.footprint_cosine:.3f}"
         if self.recall_active is not None:
@@ -281,6 +286,7 @@ def evaluate(pred_masks, true_masks, *, pred_traces=None, true_traces=None,
         varying = np.ptp(b[ti], axis=1) > 0 if n else np.zeros(0, bool)
         score.trace_corr = (float(_pearson(a[pi][varying], b[ti][varying]).mean()) if varying.any()
                             else None if n else 0.0)
+        score.n_trace_pairs = int(varying.sum())
     if pred_footprints is not None and true_footprints is not None:
         fa = _stack(pred_footprints, "pred_footprints", np.float64)
         fb = _stack(true_footprints, "true_footprints", np.float64)

@@ -225,6 +225,14 @@ def _cells_cover(footprints: np.ndarray, rois) -> np.ndarray:
     return covered
 
 
+def _any_nonzero(stack: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """(H, W) bool: where any of the (N, H, W) images is nonzero, ``chunk`` images at a time."""
+    out = np.zeros(stack.shape[1:], bool)
+    for k0 in range(0, stack.shape[0], chunk):
+        out |= (stack[k0:k0 + chunk] != 0).any(axis=0)
+    return out
+
+
 def _add_somata(state: RunState, kept, diameter: float):
     """Append the somata seen in the mean image that no kept cell covers (stages/somata.py), with
     traces fitted with the rest of the model held fixed, neuropil-corrected. Returns the neuropil
@@ -260,7 +268,7 @@ def _add_somata(state: RunState, kept, diameter: float):
     disc_footprints(somata.centres, somata.radius, state.mean_image.shape, out=footprints[K:])
     # each soma's neuropil: a ring round it, other cells' pixels (activity cells and somata) left out
     rings = neuropil_rings(somata.centres, somata.radius, state.mean_image.shape,
-                           exclude=covered | footprints[K:].any(axis=0))
+                           exclude=covered | _any_nonzero(footprints[K:]))
     with state.report.task(f"traces of {N} somata from the mean image"):
         traces, neuropil = fit_fixed_traces(state.frames, footprints[K:], kept.footprints, kept.traces,
                                             kept.background_footprints, kept.background_traces, kept.baseline,
@@ -268,6 +276,8 @@ def _add_somata(state: RunState, kept, diameter: float):
     state.footprints = footprints
     state.traces = np.concatenate([state.traces, traces])
     state.extras["cells/origin"] += ["mean image"] * N
+    state.extras["cells/neuropil_coefficient"] = np.concatenate(
+        [np.zeros(K, np.float32), np.full(N, cfg.somata.neuropil_coefficient, np.float32)])
     state.report.info(f"mean image: {somata.n_candidates} somata seen, {N} not covered by a cell found "
                       "from activity were added")
     return neuropil

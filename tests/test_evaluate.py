@@ -101,9 +101,9 @@ def test_trace_correlation_leaves_out_silent_true_cells():
     tr[2] = 0.0                                   # a silent planted cell, found (e.g. in the mean image)
     pred = tr * 2 + 0.01 * rng.random((5, 50))
     s = ev.evaluate(TRUE, TRUE, pred_traces=pred, true_traces=tr)
-    assert s.trace_corr > 0.99
+    assert s.trace_corr > 0.99 and s.n_trace_pairs == 4 and "over the 4 hits" in str(s)
     all_silent = ev.evaluate(TRUE, TRUE, pred_traces=pred, true_traces=np.zeros((5, 50)))
-    assert all_silent.trace_corr is None and "trace r" not in str(all_silent)
+    assert all_silent.trace_corr is None and all_silent.n_trace_pairs == 0 and "trace r" not in str(all_silent)
 
 
 def test_match_footprints():

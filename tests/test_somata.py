@@ -170,34 +170,67 @@ def test_fit_fixed_traces_recovers_planted_traces(tmp_path):
     assert fit_fixed_traces(movie, new[:0], fixed, fixed_tr)[0].shape == (0, T)
 
 
-def test_fit_fixed_traces_takes_the_neuropil_of_the_ring_off():
-    """A soma under local neuropil that the background model does not hold: its ring's trace is the
-    neuropil, and the coefficient times it is taken off the soma."""
-    rng = np.random.default_rng(4)
-    T, H, W = 400, 48, 48
-    centres = np.array([[16, 16], [30, 34]])
-    discs = disc_footprints(centres, 4.0, (H, W))
-    rings = neuropil_rings(centres, 4.0, (H, W), exclude=discs.any(axis=0))
-    assert rings.sum(axis=(1, 2)).min() > 50 and not (rings & (discs > 0)).any()
-    cell = rng.gamma(1.0, 1.0, (2, T)) * (rng.random((2, T)) < 0.1)
-    local = 0.5 + 0.4 * np.sin(np.arange(T) / 15.0)[None] * np.array([[1.0], [-1.0]])   # each soma's own neuropil
+def _soma_under_neuropil(centres, shape=(48, 48), T=400, seed=4):
+    """Somata (discs of radius 4) under local neuropil that a background model would not hold: each
+    soma and its ring share a neuropil trace of its own."""
+    rng = np.random.default_rng(seed)
+    H, W = shape
+    discs = disc_footprints(np.asarray(centres), 4.0, shape)
+    rings = neuropil_rings(np.asarray(centres), 4.0, shape, exclude=discs.any(axis=0))
+    cell = rng.gamma(1.0, 1.0, (len(centres), T)) * (rng.random((len(centres), T)) < 0.1)
+    local = 0.5 + 0.4 * np.sin(np.arange(T)[None] / 15.0 + np.arange(len(centres))[:, None] * 2.0)
     field = np.zeros((T, H, W))
-    for k in range(2):
-        near = ndi.binary_dilation(rings[k] | (discs[k] > 0), iterations=1)
+    for k in range(len(centres)):
+        near = ndi.binary_dilation((rings[k].toarray().reshape(shape) > 0) | (discs[k] > 0), iterations=1)
         field += local[k][:, None, None] * near
-    movie = (np.einsum("kt,khw->thw", cell, discs) + field + 0.005 * rng.standard_normal((T, H, W))).astype(np.float32)
-    empty = np.zeros((0, H, W), np.float32)
+    movie = np.einsum("kt,khw->thw", cell, discs) + field + 0.005 * rng.standard_normal((T, H, W))
+    return movie.astype(np.float32), discs, rings, cell, local
+
+
+def test_fit_fixed_traces_takes_the_neuropil_fluctuations_of_the_ring_off():
+    movie, discs, rings, cell, local = _soma_under_neuropil([[16, 16], [30, 34]])
+    T = movie.shape[0]
+    dense_rings = rings.toarray().reshape(discs.shape).astype(bool)
+    assert dense_rings.sum(axis=(1, 2)).min() > 50 and not (dense_rings & (discs > 0)).any()
+    empty = np.zeros((0,) + discs.shape[1:], np.float32)
     raw, none = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)))
     corrected, neuropil = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings, neuropil_coefficient=1.0)
     assert none is None and neuropil.shape == (2, T)
     np.testing.assert_allclose(neuropil, local, atol=0.01)          # the ring's trace is the local neuropil
-    assert np.abs(corrected - cell).max() < 0.02                       # taken off: the cell's own activity
-    assert np.abs(raw - cell).max() > 0.5                              # left on: it carries the neuropil
+    level = np.median(local, axis=1, keepdims=True)
+    assert np.abs(corrected - (cell + level)).max() < 0.02           # its fluctuations taken off, its level kept
+    assert np.abs(raw - cell - local).max() < 0.02                    # left on: it carries the neuropil
     partial, _ = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings, neuropil_coefficient=0.7)
-    np.testing.assert_allclose(partial, cell + 0.3 * local, atol=0.02)
-    # a ring with no pixels (crowded) gives NaN and no correction
-    _, nan_ring = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=np.zeros_like(rings))
-    assert np.all(np.isnan(nan_ring))
+    np.testing.assert_allclose(partial, cell + local - 0.7 * (local - level), atol=0.02)
+    # a ring smaller than its disc (here: none left) is not used: NaN, and the traces are the raw ones
+    thin, nan_ring = fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings.multiply(0).tocsr())
+    assert np.all(np.isnan(nan_ring)) and np.array_equal(thin, raw)
+    with pytest.raises(InputError, match="neuropil_coefficient"):
+        fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings, neuropil_coefficient=1.5)
+    with pytest.raises(InputError, match="rings"):
+        fit_fixed_traces(movie, discs, empty, np.zeros((0, T)), rings=rings[:1])
+
+
+def test_neuropil_of_overlapping_somata_and_of_a_crowded_one():
+    # two discs 7 px apart (they share pixels), and one whose ring other cells mostly cover
+    movie, discs, _, cell, local = _soma_under_neuropil([[20, 20], [20, 27], [38, 40]])
+    T = movie.shape[0]
+    assert (discs[0] * discs[1]).sum() > 0
+    crowd = discs.any(axis=0)
+    dy, dx = np.mgrid[-8:10, -10:8]
+    crowd[30:48, 30:48] |= (np.hypot(dy, dx) > 4.5) & ~((dy < 0) & (dx < 0))   # cells round three quarters of it
+    rings = neuropil_rings(np.array([[20, 20], [20, 27], [38, 40]]), 4.0, (48, 48), exclude=crowd)
+    sizes = np.asarray(rings.sum(axis=1)).ravel()
+    assert 0 < sizes[2] < (discs[2] > 0).sum() <= sizes[:2].min()
+    traces, neuropil = fit_fixed_traces(movie, discs, np.zeros((0, 48, 48), np.float32), np.zeros((0, T)),
+                                        rings=rings, neuropil_coefficient=1.0)
+    assert np.all(np.isnan(neuropil[2])) and np.all(np.isfinite(neuropil[:2]))
+    level = np.median(local, axis=1, keepdims=True)
+    # the overlapping pair: each gets its own activity back (their neuropil differs; shared pixels hold both)
+    raw, _ = fit_fixed_traces(movie, discs, np.zeros((0, 48, 48), np.float32), np.zeros((0, T)))
+    assert min(np.corrcoef(traces[k], cell[k])[0, 1] for k in range(2)) > 0.97
+    assert min(np.corrcoef(raw[k], cell[k])[0, 1] for k in range(2)) < 0.9
+    assert np.abs(traces[:2] - (cell + level)[:2]).mean() < 0.5 * np.abs(raw[:2] - (cell + level)[:2]).mean()
 
 
 def _silent_cells_movie(seed):
@@ -256,6 +289,14 @@ def test_neuropil_traces_of_somata_with_and_without_the_cells_rings():
         origin = np.array(result.extras["cells/origin"])
         neuropil = result.extras["neuropil_traces"]
         assert (origin == "mean image").sum() >= 3 and neuropil.shape == result.traces.shape
-        assert np.all(np.isfinite(neuropil[origin == "mean image"]))
+        assert np.isfinite(neuropil[origin == "mean image"]).all(axis=1).mean() > 0.5
         # the activity cells' rows hold their fitted rings, or NaN when detection fitted none
         assert np.all(np.isfinite(neuropil[origin == "activity"]) == (ring > 0))
+        coefficient = np.asarray(result.extras["cells/neuropil_coefficient"])
+        assert np.all(coefficient[origin == "activity"] == 0) and np.all(coefficient[origin == "mean image"] == 0.7)
+    # the coefficient reaches the somata's traces, and only theirs
+    plain = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                          overrides={"somata.neuropil_coefficient": 0.0})
+    origin = np.array(plain.extras["cells/origin"])
+    assert np.array_equal(plain.traces[origin == "activity"], runs[0.0].traces[origin == "activity"])
+    assert not np.allclose(plain.traces[origin == "mean image"], runs[0.0].traces[origin == "mean image"], atol=1e-3)

@@ -45,6 +45,7 @@ from ._fixed_traces import fit_fixed_traces, neuropil_rings
 __all__ = ["Somata", "soma_contrast", "split_noise_image", "find_somata", "disc_footprints", "fit_fixed_traces",
            "neuropil_rings"]
 
+
 @dataclass
 class Somata:
     """Somata found by :func:`find_somata` (fields: ``centres`` (N, 2) row, col; ``scores`` (N,)
