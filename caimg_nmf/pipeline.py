@@ -272,7 +272,8 @@ def _add_somata(state: RunState, kept, diameter: float):
     with state.report.task(f"traces of {N} somata from the mean image"):
         traces, neuropil = fit_fixed_traces(state.frames, footprints[K:], kept.footprints, kept.traces,
                                             kept.background_footprints, kept.background_traces, kept.baseline,
-                                            rings=rings, neuropil_coefficient=cfg.somata.neuropil_coefficient)
+                                            rings=rings, neuropil_coefficient=cfg.somata.neuropil_coefficient,
+                                            nonnegative=False)
     state.footprints = footprints
     state.traces = np.concatenate([state.traces, traces])
     state.extras["cells/origin"] += ["mean image"] * N

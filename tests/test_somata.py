@@ -165,6 +165,12 @@ def test_fit_fixed_traces_recovers_planted_traces(tmp_path):
     np.testing.assert_allclose(fit_fixed_traces(mapped, *inputs[1:])[0], got, rtol=1e-6, atol=1e-6)
     with pytest.raises(InputError, match="do not fit frames"):
         fit_fixed_traces(movie, new, fixed, fixed_tr[:, :10])
+    # a footprint dimmer than the model beneath it (a dark nucleus): the plain fit follows it below 0
+    dim = movie - 1.5 * new[2][None]
+    signed, _ = fit_fixed_traces(dim, *inputs[1:], nonnegative=False)
+    assert np.abs(signed[2] - (true_new[2] - 1.5)).max() < 0.02 and (signed[2] < 0).mean() > 0.2
+    clipped, _ = fit_fixed_traces(dim, *inputs[1:])
+    assert clipped.min() >= 0 and (clipped[2] == 0).mean() > 0.2
     # without the fixed cells subtracted, the overlapping soma's trace takes their light
     assert np.abs(fit_fixed_traces(movie, new, fixed[:0], fixed_tr[:0], bg, bg_tr, baseline)[0] - true_new).max() > 0.5
     assert fit_fixed_traces(movie, new[:0], fixed, fixed_tr)[0].shape == (0, T)

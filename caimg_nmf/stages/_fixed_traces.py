@@ -92,8 +92,9 @@ def _restricted(F, C, pix):
 def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarray, fixed_traces: np.ndarray,
                      background_footprints: np.ndarray | None = None, background_traces: np.ndarray | None = None,
                      baseline: np.ndarray | None = None, *, rings: sparse.spmatrix | None = None,
-                     neuropil_coefficient: float = 0.7, sweeps: int = 10):
-    """Nonnegative traces of ``footprints`` with every other component of the model held fixed.
+                     neuropil_coefficient: float = 0.7, nonnegative: bool = True, sweeps: int = 10):
+    """Traces of ``footprints`` with every other component of the model held fixed: the least-squares
+    fit, nonnegative unless asked otherwise.
 
     Given ``rings``, the residual (the movie minus the fixed cells, the background and the baseline)
     averaged over each footprint's ring is its local neuropil trace, and ``neuropil_coefficient``
@@ -120,6 +121,11 @@ def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarra
         Each footprint's neuropil ring (:func:`neuropil_rings`); None: no neuropil correction.
     neuropil_coefficient : float in [0, 1]
         Fraction of the ring's fluctuations taken off the footprint.
+    nonnegative : bool
+        Traces >= 0 (HALS sweeps from the clipped least-squares solution). False: the plain
+        least-squares fit, which is negative where a footprint is dimmer than the model beneath it
+        (a soma's dark nucleus under a smooth background model); clipping it at 0 would hide
+        whatever happens below that level.
     sweeps : int
         HALS sweeps after the clipped least-squares start.
 
@@ -168,6 +174,8 @@ def fit_fixed_traces(frames, footprints: np.ndarray, fixed_footprints: np.ndarra
         AtX -= neuropil_coefficient * np.asarray(A.sum(axis=1), np.float64) * fluctuation
         neuropil[~usable] = np.nan
     AtA = (A @ A.T).toarray().astype(np.float64)
-    traces = np.maximum(np.linalg.lstsq(AtA, AtX, rcond=None)[0], 0.0)
-    traces = _hals_H(traces, AtX, AtA, sweeps).astype(np.float32)
+    traces = np.linalg.lstsq(AtA, AtX, rcond=None)[0]
+    if nonnegative:
+        traces = _hals_H(np.maximum(traces, 0.0), AtX, AtA, sweeps)
+    traces = traces.astype(np.float32)
     return traces, None if neuropil is None else neuropil.astype(np.float32)
