@@ -41,6 +41,7 @@ from scipy import ndimage as ndi
 
 from ..errors import InputError
 from ._fixed_traces import fit_fixed_traces, neuropil_rings
+from ._local_fit import windows_to_dense
 
 __all__ = ["Somata", "soma_contrast", "split_noise_image", "find_somata", "disc_footprints", "fit_fixed_traces",
            "neuropil_rings"]
@@ -192,15 +193,10 @@ def disc_footprints(centres: np.ndarray, radius: float, shape: tuple, out: np.nd
         raise InputError(f"disc_footprints: centres must be integer (row, col) pixels inside the {H} x {W} "
                          f"frame; got dtype {centres.dtype}, rows {centres[:, 0].min()}..{centres[:, 0].max()}, "
                          f"cols {centres[:, 1].min()}..{centres[:, 1].max()}.") from None
-    if out is None:
-        out = np.zeros((len(centres), H, W), np.float32)
     ri = int(np.ceil(radius))
     yy, xx = np.mgrid[-ri:ri + 1, -ri:ri + 1]
-    disc = (yy ** 2 + xx ** 2) <= radius ** 2
-    for k, (y, x) in enumerate(centres):
-        y0, y1, x0, x1 = max(0, y - ri), min(H, y + ri + 1), max(0, x - ri), min(W, x + ri + 1)
-        out[k, y0:y1, x0:x1] = disc[y0 - (y - ri):y1 - (y - ri), x0 - (x - ri):x1 - (x - ri)]
-    return out
+    disc = ((yy ** 2 + xx ** 2) <= radius ** 2).astype(np.float32)
+    return windows_to_dense(np.broadcast_to(disc, (len(centres),) + disc.shape), centres, ri, (H, W), out=out)
 
 
 #: the smallest cell diameter (pixels) whose ring and centre hold pixels enough to compare
