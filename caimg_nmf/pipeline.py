@@ -246,8 +246,8 @@ def _add_somata(state: RunState, kept, diameter: float):
                           f"below {MIN_DIAMETER:g} px or the movie has fewer than 2 frames")
         return None
     # what the cells found leave of the mean image: the gap between three bright cells is dark in the
-    # middle and bright all round, like a soma (in the mean image itself, 2-3 false cells on each
-    # realistic synthetic movie; on the real recording F1 0.481 there, 0.500 here, before the noise test)
+    # middle and bright all round, like a soma (searched in the mean image itself: 2-3 false cells on
+    # each realistic synthetic movie, and real F1 0.481 instead of 0.500, both before the noise test)
     unexplained = state.mean_image - np.tensordot(kept.traces.mean(axis=1), kept.footprints, axes=1)
     covered = _cells_cover(kept.footprints, cfg.rois)
     somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered,

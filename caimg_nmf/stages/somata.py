@@ -23,11 +23,12 @@ the dark gap between three bright cells no longer looks like a ring.
 
 Traces of added cells are fitted on the movie with everything else held fixed: the movie minus the
 other cells' footprints x traces, the background components and the static baseline, projected on
-the discs by a nonnegative least-squares fit (HALS sweeps from the clipped unconstrained
-solution), in the units of every other trace (fluorescence at the footprint's peak). The smooth
-background components do not follow the neuropil at the scale of one cell, so the residual's mean
-over a ring round each soma (0.65 to 1 diameter out, cells left out) is its neuropil, of which
-``neuropil_coefficient`` is taken off the disc before the fit (:mod:`._fixed_traces`).
+the discs by least squares, in the units of every other trace (fluorescence at the footprint's
+peak). The pipeline does not clip them at 0: a dark nucleus makes a disc dimmer than the smooth
+background model beneath it. Those components do not follow the neuropil at the scale of one cell,
+so the residual's mean over a ring round each soma (0.65 to 1 diameter out, cells left out) is its
+neuropil, ``neuropil_coefficient`` of whose fluctuations is taken off the disc before the fit
+(:mod:`._fixed_traces`).
 
 On the Neurofinder development recording (600 x 256 x 512, 155 annotated neurons) this took F1 from
 0.319 to 0.519 (README, Performance); the thresholds were chosen on that recording.
