@@ -69,12 +69,17 @@ def iou_matrix(pred_masks, true_masks):
     Returns
     -------
     iou : ndarray (Kp, Kt) float64
+        ``intersection / union`` of pixel counts, computed in float64 (counts are exact), so it is
+        the correctly rounded ratio: a pair with IoU exactly 3/10 gives the same float as ``0.3``
+        and matches at ``iou_threshold=0.3``.
     """
     p, t = _stack(pred_masks, "pred_masks"), _stack(true_masks, "true_masks")
     _same_frame(p, t, "iou_matrix")
     if p.shape[0] == 0 or t.shape[0] == 0:
         return np.zeros((p.shape[0], t.shape[0]))
-    A, B = _flat(p), _flat(t)
+    # float64: pixel counts are exact and their ratio correctly rounded (float32 made 12/60 read as
+    # 0.20000000298, which passes ">= 0.2" and "> 0.2" alike)
+    A, B = _flat(p, np.float64), _flat(t, np.float64)
     inter = (A @ B.T).tocoo()
     area_p = np.asarray(A.sum(axis=1)).ravel()
     area_t = np.asarray(B.sum(axis=1)).ravel()

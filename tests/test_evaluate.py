@@ -62,6 +62,43 @@ def test_one_to_one_hungarian():
     assert len(m) == 1
 
 
+def strips(spans, width=30):
+    """Masks (K, 1, width): mask k covers columns ``spans[k][0]`` to ``spans[k][1] - 1``."""
+    m = np.zeros((len(spans), 1, width), bool)
+    for k, (a, b) in enumerate(spans):
+        m[k, 0, a:b] = True
+    return m
+
+
+def test_hungarian_finds_two_matches_where_greedy_finds_one():
+    """Greedy (best pair first) takes pred 0 - true 0 and leaves pred 1 nothing; the optimal
+    one-to-one assignment pairs pred 0 - true 1 and pred 1 - true 0: two hits."""
+    true = strips([(0, 10), (10, 20)])
+    pred = strips([(3, 15), (0, 4)])
+    iou = ev.iou_matrix(pred, true)
+    # counted by hand: 7/15, 5/17; 4/10, 0
+    np.testing.assert_array_equal(iou, [[7 / 15, 5 / 17], [4 / 10, 0.0]])
+    m = ev.match_masks(pred, true, iou_threshold=0.25)
+    assert [(p, t) for p, t, _ in m] == [(0, 1), (1, 0)]
+    s = ev.evaluate(pred, true, iou_threshold=0.25)
+    assert s.n_matched == 2 and s.recall == 1.0
+    assert s.mean_iou == pytest.approx((5 / 17 + 4 / 10) / 2)
+
+
+@pytest.mark.parametrize("inter, union, threshold", [(3, 10, 0.3), (12, 60, 0.2), (1, 3, 1 / 3)])
+def test_iou_exactly_at_the_threshold_matches(inter, union, threshold):
+    """A pair whose IoU is exactly the threshold is a hit ("at least"), one just above it is not.
+    The IoU is a ratio of pixel counts computed in float64, so it is the correctly rounded
+    ratio, the same float as the threshold literal (3/10 == 0.3 in float64)."""
+    true = strips([(0, inter + (union - inter) // 2)], width=union + 5)
+    pred = strips([(inter + (union - inter) // 2 - inter, union)], width=union + 5)
+    iou = ev.iou_matrix(pred, true)
+    assert (pred & true).sum() == inter and (pred | true).sum() == union
+    assert iou[0, 0] == threshold  # exact, not approx
+    assert ev.evaluate(pred, true, iou_threshold=threshold).n_matched == 1
+    assert ev.evaluate(pred, true, iou_threshold=np.nextafter(threshold, 1.0)).n_matched == 0
+
+
 def test_empty_sets():
     empty = np.zeros((0, 40, 40), bool)
     for pred, true in ((empty, TRUE), (TRUE, empty), (empty, empty), ([], TRUE)):
