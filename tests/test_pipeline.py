@@ -199,3 +199,27 @@ def test_background_components_are_saved_with_the_rejected(tmp_path):
     from caimg_nmf.evaluate import evaluate
     s = evaluate(result.roi_masks, truth.masks())
     assert s.precision == 1.0 and s.recall >= 0.75, s   # measured: 13 of the 16 planted cells, no false one
+
+
+def test_rois_threshold_from_the_config_sets_the_masks(five_cells):
+    """rois.threshold = 0.6 (not the default 0.3) given through the config: each saved mask is the
+    connected region, holding the peak, of the pixels whose smoothed footprint is at least 0.6 x its
+    peak (the key's documented meaning), checked pixel by pixel, and is smaller than at 0.3."""
+    from scipy import ndimage
+
+    from caimg_nmf.stages.rois import masks_from_footprints
+
+    movie_path, _ = five_cells
+    result = caimg_nmf.run(input=movie_path, method="whole", rank=5, save=False, quiet=True,
+                           overrides={"nmf.replicates": 2, "rois.threshold": 0.6, "rois.fill_holes": False})
+    smooth = result.config.rois.smooth
+    cross = ndimage.generate_binary_structure(2, 1)
+    for fp, mask in zip(result.footprints, result.masks):
+        sm = ndimage.gaussian_filter(fp.astype(np.float32), smooth)
+        above = sm >= 0.6 * sm.max()
+        assert mask[np.unravel_index(np.argmax(sm), sm.shape)]
+        assert above[mask].all()                                    # nothing below 0.6 x peak inside
+        rim = ndimage.binary_dilation(mask, cross) & ~mask
+        assert not above[rim].any()                                 # the whole connected region
+    at_default = masks_from_footprints(result.footprints, 0.3, smooth=smooth).areas
+    assert (result.masks.sum(axis=(1, 2)) < at_default).all()
