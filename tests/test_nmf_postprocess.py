@@ -1,4 +1,6 @@
 """normalize_factors / order_components, and the estimator round trip."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -58,16 +60,45 @@ def test_bad_modes():
         order_components(W, H, "size")
 
 
+def _energy(W, H):
+    return np.linalg.norm(W, axis=0) ** 2 * np.linalg.norm(H, axis=1) ** 2
+
+
 def test_nmf_applies_normalize_and_order():
+    """Started from factors in ascending energy order (NNDSVDa alone starts in descending order,
+    so a start from it cannot tell whether the result was sorted), order="energy" must reorder."""
     X, _, _ = planted(noise=0.05)
-    raw = nmf(X, 4, random_state=0, max_iter=50, tol=0.0)
-    res = nmf(X, 4, random_state=0, max_iter=50, tol=0.0, normalize="footprints_max",
-              order="energy")
+    start = nmf(X, 4, random_state=0, max_iter=50, tol=0.0)
+    up = np.argsort(_energy(start.W, start.H))                      # ascending
+    W0, H0 = start.W[:, up], start.H[up]
+    raw = nmf(X, 4, W0=W0, H0=H0, max_iter=50, tol=0.0)
+    e_raw = _energy(raw.W, raw.H)
+    assert np.all(np.diff(e_raw) > 0)                                # the fit keeps the start's order
+    res = nmf(X, 4, W0=W0, H0=H0, max_iter=50, tol=0.0, normalize="footprints_max", order="energy")
     np.testing.assert_allclose(res.W.max(axis=0), 1.0)
-    e = np.linalg.norm(res.W, axis=0) ** 2 * np.linalg.norm(res.H, axis=1) ** 2
+    e = _energy(res.W, res.H)
     assert np.all(np.diff(e) <= 1e-12 * e[0])
+    np.testing.assert_allclose(e, e_raw[::-1], rtol=1e-10)          # the same components, reversed
     np.testing.assert_allclose(res.W @ res.H, raw.W @ raw.H, rtol=1e-10, atol=1e-12)
     assert res.rel_error == raw.rel_error
+
+
+def test_factorize_stage_orders_by_energy():
+    """The whole-field stage (the pipeline's "whole" method) returns components largest first,
+    even from a random start, whose order is arbitrary."""
+    from caimg_nmf.config import Config
+    from caimg_nmf.stages.factorize import factorize_whole
+
+    X, _, _ = planted(P=64, noise=0.05)
+    cfg = dataclasses.replace(Config().nmf, rank=4, init="random", replicates=1, seed=3, max_iter=60, tol=0.0)
+    frames = X.T.reshape(-1, 8, 8).astype(np.float32)
+    unordered = nmf(X.astype(np.float32), 4, init="random", random_state=3, max_iter=60, tol=0.0,
+                    normalize="footprints_max")
+    assert np.any(np.diff(_energy(unordered.W, unordered.H)) > 0)    # the start is not in order
+    res = factorize_whole(frames, cfg)
+    e = _energy(res.W, res.H)
+    assert np.all(np.diff(e) <= 1e-6 * e[0])
+    np.testing.assert_allclose(np.sort(e), np.sort(_energy(unordered.W, unordered.H)), rtol=1e-4)
 
 
 def test_result_repr_and_fields():
