@@ -41,13 +41,39 @@ def test_dff_known_transient_on_drifting_baseline():
     assert np.abs(dff[:1400]).max() < 0.02   # flat where nothing happens, despite the drift
 
 
+def test_running_percentile_of_a_ramp_is_exact():
+    """On x(t) = 3 t the p-th percentile of the centred window of w frames is 3 (t - w//2 + p/100 (w-1))
+    (np.percentile's linear interpolation); it is linear in t, so the grid-and-interpolate
+    evaluation must be exact where the window is whole. A wrong percentile or window shifts it."""
+    T = 600
+    t = np.arange(T, dtype=float)
+    for window, p in ((101, 10), (61, 25), (201, 8)):
+        half = window // 2
+        step = window // 20
+        inner = slice(half + step, T - half - step)      # whole windows at both grid nodes around t
+        got = running_percentile(3 * t[None], window, p)[0]
+        want = 3 * (t - half + p / 100 * (window - 1))
+        np.testing.assert_allclose(got[inner], want[inner], rtol=0, atol=1e-9)
+
+
 def test_running_percentile_matches_exact_filter():
+    """Against scipy's exact running percentile on a random walk: between the grid nodes (every
+    window/20 frames, where it is exact) the result is a linear interpolation, so it must stay within
+    the range the exact filter spans over one grid step either side, wherever the window is whole."""
     from scipy import ndimage
     rng = np.random.default_rng(0)
-    x = np.cumsum(rng.normal(size=(2, 500)), axis=1)
-    exact = ndimage.percentile_filter(x, 10, size=(1, 101), mode="nearest")
-    approx = running_percentile(x, 101, 10)
-    assert np.abs(approx - exact).mean() < 0.5 * np.abs(np.diff(x)).mean() * 5
+    x = np.cumsum(rng.normal(size=(4, 800)), axis=1)
+    for window, p in ((101, 10), (151, 8)):
+        half, step = window // 2, window // 20
+        exact = ndimage.percentile_filter(x, p, size=(1, window), mode="nearest")
+        lo = ndimage.minimum_filter1d(exact, 2 * step + 1, axis=1)
+        hi = ndimage.maximum_filter1d(exact, 2 * step + 1, axis=1)
+        got = running_percentile(x, window, p)
+        inner = slice(half + step, x.shape[1] - half - step)
+        assert (got[:, inner] >= lo[:, inner] - 1e-9).all() and (got[:, inner] <= hi[:, inner] + 1e-9).all()
+        nodes = np.arange(0, x.shape[1], step)
+        nodes = nodes[(nodes >= half) & (nodes < x.shape[1] - half)]
+        np.testing.assert_allclose(got[:, nodes], exact[:, nodes], atol=1e-9)   # exact at the nodes
 
 
 def ring(shape, centre, radius, width=1.0):
