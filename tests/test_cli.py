@@ -1,4 +1,6 @@
 """The command line: exit codes and messages a user sees."""
+import os
+import signal
 import subprocess
 import sys
 
@@ -6,7 +8,9 @@ import numpy as np
 import pytest
 import tifffile
 
+import caimg_nmf.pipeline
 from caimg_nmf.cli import main
+from hostile import expect_cli
 
 
 def cli(*args, cwd=None):
@@ -97,3 +101,55 @@ def test_figures_and_export_commands(tmp_path, five_cells):
     assert header.split(",") == ["time_s"] + [f"cell_{k}" for k in range(5)]
     code, _, stderr = cli("export", out, "--to", "xls")
     assert code == 2 and "invalid choice" in stderr
+
+
+@pytest.mark.parametrize("raised, code, message", [
+    (KeyboardInterrupt, 130, r"caimg-nmf: interrupted; no partial result"),
+    (RuntimeError("boom in the pipeline"), 1,
+     r"unexpected error: RuntimeError: boom in the pipeline.*--debug for a traceback"),
+])
+def test_interrupt_and_unexpected_error_exit_codes(tmp_path, monkeypatch, five_cells, raised, code, message):
+    """Ctrl-C in the middle of a run exits 130, an unexpected exception exits 1; both say so in one
+    line, without a traceback, and leave no result."""
+    def fail(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(caimg_nmf.pipeline, "run", fail)
+    movie, _ = five_cells
+    expect_cli(["run", "--input", movie, "--output", tmp_path / "r.h5", "--no-figures"], code=code,
+               message=message, protect=[movie])
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_unexpected_error_with_debug_shows_the_traceback(tmp_path, monkeypatch, five_cells):
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(caimg_nmf.pipeline, "run", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["run", "--input", str(five_cells[0]), "--output", str(tmp_path / "r.h5"), "--debug"])
+
+
+def test_ctrl_c_during_a_real_run(tmp_path, five_cells):
+    """SIGINT to the process group (what Ctrl-C in a terminal does) while the cells are being found:
+    exit 130, one line saying so, no traceback, and nothing left in the output folder."""
+    frames = tifffile.imread(five_cells[0])
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, np.concatenate([frames] * 3))      # 900 frames: long enough to interrupt
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "caimg_nmf.cli", "run", "--input", str(movie),
+                          "--output", str(out / "r.h5"), "--no-figures"], cwd=tmp_path,
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in p.stderr:                                       # wait until the local fit has started
+        seen.append(line)
+        if "find cells (local NMF) ..." in line:
+            os.killpg(p.pid, signal.SIGINT)
+            break
+    stderr = "".join(seen) + p.stderr.read()
+    p.wait(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "interrupted; no partial result was left behind" in stderr
+    assert "Traceback" not in stderr + p.stdout.read()
+    left = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*") if f.name != "movie.tif")
+    assert left in ([], ["out"]), left                          # at most the (empty) output folder
