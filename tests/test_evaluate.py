@@ -1,6 +1,5 @@
 """Tests of caimg_nmf.evaluate with known ground truth."""
 import json
-import time
 
 import numpy as np
 import pytest
@@ -227,14 +226,12 @@ def test_active_cells_with_neuropil_and_dff_input():
     assert act.tolist() == [True] * 6 + [False] * 6
 
 
-def test_iou_fast_for_many_cells():
+def test_iou_for_many_cells():
+    """1000 cells (its time is measured in benchmarks/bench_speed_targets.py, not asserted here)."""
     rng = np.random.default_rng(0)
-    K, shape = 1000, (256, 256)  # 512 x 512 takes ~1 s more, mostly building the stacks
+    K, shape = 1000, (256, 256)
     corners = rng.integers(0, 246, size=(K, 2))
-    t0 = time.perf_counter()
     true = squares(corners, size=10, shape=shape)
     pred = np.roll(true, 1, axis=1)
     s = ev.evaluate(pred, true)
-    elapsed = time.perf_counter() - t0
     assert s.n_matched >= 0.9 * K and s.mean_iou > 0.75
-    assert elapsed < 10.0

@@ -1,6 +1,5 @@
 """Tests of caimg_nmf.synthetic (fast: small movies except one timing check)."""
 import json
-import time
 
 import h5py
 import numpy as np
@@ -200,12 +199,10 @@ def test_make_matrix():
     assert Xn.min() >= 0
 
 
-def test_realistic_scenario_fast():
-    t0 = time.perf_counter()
+def test_realistic_scenario():
+    """(Its speed target, < 3 s, is measured in benchmarks/bench_speed_targets.py.)"""
     s = syn.scenario("realistic")
-    elapsed = time.perf_counter() - t0
     assert s.movie.shape == (1000, 128, 128) and s.n_cells == 60
-    assert elapsed < 6.0  # spec: < 3 s on an idle machine; slack for shared CI cores
 
 
 def test_sample_data_path():
