@@ -153,3 +153,22 @@ def test_ctrl_c_during_a_real_run(tmp_path, five_cells):
     assert "Traceback" not in stderr + p.stdout.read()
     left = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*") if f.name != "movie.tif")
     assert left in ([], ["out"]), left                          # at most the (empty) output folder
+
+
+def test_demo_recovers_the_five_planted_cells(tmp_path, capsys, five_cells):
+    """`caimg-nmf demo` (the README's first command) into a folder of its own: the result and its
+    figures are written there, and every planted cell is recovered, checked here against the truth
+    independently of the demo's own summary."""
+    from conftest import match_report
+
+    import caimg_nmf
+
+    assert main(["demo", "--output", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "demo: 5/5 planted cells recovered" in out, out
+    result = caimg_nmf.Result.load(tmp_path / "demo" / "result.h5")
+    assert result.n_cells == 5
+    cos, corr = match_report(result.footprints, result.traces, five_cells[1])
+    assert len(cos) == 5 and cos.min() >= 0.9 and corr.min() >= 0.9, (cos, corr)
+    assert {"footprints.png", "contours_mean.png", "traces_dff.png"} <= {
+        p.name for p in (tmp_path / "demo" / "figures").glob("*.png")}
