@@ -60,22 +60,31 @@ def test_estimates_cell_diameter(diameter):
 
 
 def test_reduced_realistic_through_pipeline():
-    """The 'realistic' scenario (neuropil, bleaching, motion, shot noise, overlaps) on a smaller field."""
-    truth = scenario("realistic", n_cells=20, shape=(72, 72), n_frames=500, seed=2)
-    r = caimg_nmf.run(movie=truth.movie, cell_diameter=truth.cell_diameter, frame_rate=truth.frame_rate,
-                      save=False, quiet=True)
-    s = evaluate(r.roi_masks, truth.masks(), pred_traces=r.traces, true_traces=truth.traces)
-    assert s.f1 >= 0.95 and s.trace_corr >= 0.94, s   # measured (seed 2): F1 1.000, r 0.958
+    """The 'realistic' scenario (neuropil, bleaching, motion, shot noise, overlaps) on a smaller field,
+    three movies. Measured (seeds 2-5): F1 1.000 on each, trace r 0.955-0.963 (spread about 0.004).
+    F1 >= 0.95 on every seed allows one miss or false cell among 20; the mean r >= 0.94 is four times
+    that spread below the measured mean, so it fails on a loss of trace quality, not on a seed."""
+    f1, r = [], []
+    for seed in (2, 3, 4):
+        truth = scenario("realistic", n_cells=20, shape=(72, 72), n_frames=500, seed=seed)
+        res = caimg_nmf.run(movie=truth.movie, cell_diameter=truth.cell_diameter, frame_rate=truth.frame_rate,
+                            save=False, quiet=True)
+        s = evaluate(res.roi_masks, truth.masks(), pred_traces=res.traces, true_traces=truth.traces)
+        f1.append(s.f1)
+        r.append(s.trace_corr)
+    assert min(f1) >= 0.95 and np.mean(r) >= 0.94 and min(r) >= 0.93, (f1, r)
 
 
 def test_cells_in_bright_background_texture_are_kept():
     # Static background structure finer than the background tents (bright neuropil, vessels): the
     # components seeded on it spread over their windows. Dropping them pushed their light onto the
     # cells next to them, which spread in turn and were dropped (this found 12 and 10 of the 16
-    # planted cells); kept in the model and reported as rejected, 16 and 14 are found.
+    # planted cells on seeds 0 and 1, 69 %); kept in the model and reported as rejected, most are found.
+    # The basis is the same movie without the texture (16 of 16 found on each seed): the texture may
+    # cost at most a fifth of those over three movies (measured 42 of 48, 87.5 %; the old behaviour 69 %).
     from scipy import ndimage as ndi
-    found = 0
-    for seed in (0, 1):
+    found = {"clean": 0, "textured": 0}
+    for seed in (0, 1, 2):
         truth = make_movie(n_cells=16, shape=(64, 64), n_frames=300, cell_diameter=8.0, min_separation=9.6,
                            noise=0.1, seed=seed)
         rng = np.random.default_rng(seed + 10)
@@ -83,12 +92,14 @@ def test_cells_in_bright_background_texture_are_kept():
         texture = np.maximum(texture / texture.std(), 0)
         slow = 1 + 0.3 * np.sin(np.linspace(0, 6, truth.movie.shape[0]))
         movie = (truth.movie + texture[None] * slow[:, None, None]).astype(np.float32)
+        found["clean"] += score(find_cells(truth.movie, Config().detect, cell_diameter=8.0,
+                                           frame_rate=10.0).footprints, truth).n_matched
         det = find_cells(movie, Config().detect, cell_diameter=8.0, frame_rate=10.0)
-        found += score(det.footprints, truth).n_matched
+        found["textured"] += score(det.footprints, truth).n_matched
         # each rejected background component says how far it spread (the fraction that made it background)
         rims = [float(r.split(": ")[1].split()[0]) for r in det.rejected_reasons if r.startswith("spread")]
         assert len(rims) == det.info["n_loose"] and min(rims) > Config().detect.max_rim, rims
-    assert found >= 28, found
+    assert found["textured"] >= 0.8 * found["clean"], found
 
 
 def test_touching_cells_are_separated():
@@ -196,7 +207,11 @@ def test_pieces_of_one_cell_are_merged():
         k = int(np.argmax(np.ptp(det.traces, axis=1)))
         assert np.corrcoef(det.traces[k], calcium)[0, 1] >= 0.99
         mask = det.footprints[k] >= 0.3
-        assert mask[24, 21] and mask[24, 27] and mask.sum() >= 70, mask.sum()   # measured 85 and 83 px
+        # the planted cell's own mask (both lobes at 0.3 of its peak, 85 px) is the basis: one lobe
+        # alone has IoU 0.53 with it, the merged cell must cover both (measured IoU 1.0 and 0.98)
+        planted = lobes >= 0.3 * lobes.max()
+        assert mask[24, 21] and mask[24, 27]
+        assert (mask & planted).sum() / (mask | planted).sum() >= 0.8, mask.sum()
         if ring == 0.0:
             assert det.n_cells == 1
 
