@@ -9,6 +9,7 @@ import caimg_nmf
 from caimg_nmf.config import Config, SomataConfig
 from caimg_nmf.io import Result
 from caimg_nmf.errors import ConfigError, InputError
+from caimg_nmf.evaluate import active_cells
 from caimg_nmf.stages.somata import disc_footprints, find_somata, fit_fixed_traces, neuropil_rings, split_noise_image
 from caimg_nmf.synthetic import footprints_to_masks, make_movie
 
@@ -274,9 +275,13 @@ def test_pipeline_finds_silent_cells_in_the_mean_image(tmp_path):
     assert len(from_mean) >= 6 and all(k in pairs and silent[pairs[k]] for k in from_mean)
     assert sum(silent[c] for c in pairs.values()) >= 6
     assert len(pairs) == with_somata.n_cells          # no false cells at all
-    # activity alone finds the active cells and none of the silent ones
+    # activity alone finds the active cells and none of the silent ones. The basis: the cells visibly
+    # active in this movie by the evaluation's own rule (26 of the 28 firing cells, 1 silent cell flagged
+    # by its neighbour's light); at least 90 % of those are found (measured 25 of 26)
     pairs_without = _matches(without.roi_masks.astype(bool), truth_masks)
-    assert not any(silent[c] for c in pairs_without.values()) and len(pairs_without) >= 25
+    visible = active_cells(truth.movie, truth_masks, frame_rate=10.0)
+    assert not any(silent[c] for c in pairs_without.values())
+    assert sum(visible[c] for c in pairs_without.values()) >= 0.9 * visible.sum(), (len(pairs_without), visible.sum())
     assert with_somata.n_cells == without.n_cells + len(from_mean)
     assert "cells/origin" in without.extras and set(without.extras["cells/origin"]) == {"activity"}
     # the silent cells' ΔF/F stays flat next to the active cells' transients
