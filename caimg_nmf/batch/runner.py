@@ -246,7 +246,7 @@ def _new_pool(spec):
     from .worker import init_worker_process
 
     return ProcessPoolExecutor(max_workers=spec.batch.workers, mp_context=mp.get_context("spawn"),
-                               initializer=init_worker_process, initargs=(_blas_threads(spec),))
+                               initializer=init_worker_process, initargs=(_blas_threads(spec), os.getpid()))
 
 
 def _stop_pool(pool) -> None:

@@ -36,11 +36,15 @@ def _on_sigterm(signum, frame):
     os._exit(128 + signum)  # idle worker: nothing to clean up
 
 
-def init_worker_process(blas_threads: int = 0) -> None:
+def init_worker_process(blas_threads: int = 0, parent_pid: int | None = None) -> None:
     """Initializer of batch worker processes: SIGTERM interrupts the running job cleanly (its
-    temporary files are removed), and math libraries use ``blas_threads`` threads."""
+    temporary files are removed), the worker gets that SIGTERM when the batch process ``parent_pid``
+    dies (even by ``kill -9``), and math libraries use ``blas_threads`` threads."""
+    from .._process import die_with_parent
+
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)  # Ctrl-C reaches the workers too: same clean stop
+    die_with_parent(parent_pid)
     if blas_threads > 0:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(blas_threads)
