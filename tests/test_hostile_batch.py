@@ -119,26 +119,25 @@ def test_external_raw_storage_changed_is_analysed_again(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 def test_crash_after_result_before_status_is_analysed_again(tmp_path, monkeypatch):
-    """The batch died after result.h5 was written, while making the figures (run.json never said
-    "ok"): the next batch must analyse the recording again, not skip it as done."""
+    """The batch died after result.h5 was written and before run.json said "ok": the next batch
+    must analyse the recording again, not skip it as done."""
+    from caimg_nmf.batch import run_batch, worker
+
     make_inputs(tmp_path, names=("m1",))
-    batch = write_batch(tmp_path, header=HEADER.replace("enabled = false", "enabled = true"))
-    from caimg_nmf import figures
+    batch = write_batch(tmp_path)
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # stands for a kill: nothing after this point runs
 
-    monkeypatch.setattr(figures, "make_figures", crash)
+    monkeypatch.setattr(worker, "_write_json", crash)
     with pytest.raises(KeyboardInterrupt):
-        from caimg_nmf.batch import run_batch
-
         run_batch(batch, quiet=True)
     folder = tmp_path / "out" / "m1"
     assert (folder / "result.h5").is_file() and not (folder / "run.json").exists()
     monkeypatch.undo()
     out = expect_cli(["batch", batch], code=0, protect=[tmp_path / "raw"], message=r"\[1/1\] m1: ok")
-    assert "skipped" not in out.text
-    assert "analysing again: previous run did not finish" in (folder / "run.log").read_text()
+    assert "m1: skipped" not in out.text
+    assert "up-to-date check: previous run did not finish" in (folder / "run.log").read_text()
 
 
 def test_failed_status_with_a_result_is_analysed_again(tmp_path):
@@ -153,7 +152,7 @@ def test_failed_status_with_a_result_is_analysed_again(tmp_path):
     status.write_text(json.dumps(dict(data, status="failed", reason="figures: disk full")))
     expect_cli(["batch", batch], code=0, protect=[tmp_path / "raw"], message=r"\[1/1\] m1: ok")
     log = (tmp_path / "out" / "m1" / "run.log").read_text()
-    assert "analysing again: previous run did not finish" in log
+    assert "up-to-date check: previous run did not finish" in log
 
 
 # ------------------------------------------------------------------------------------------

@@ -162,6 +162,7 @@ def _run_job(job, force):
         record["warnings"].extend(lock_warnings)
         cfg = Config.from_dict(job.config, source=job.source, base_dir=job.base_dir)
         fingerprint = config_fingerprint(job.config)
+        why = "--force: analysing every recording again"
         if not force:
             try:
                 fresh, why = up_to_date(job, cfg)
@@ -169,7 +170,7 @@ def _run_job(job, force):
                 fresh, why = False, f"cannot check the existing result ({exc})"
             if fresh:
                 return _skipped(record, folder, why, started)
-        return _run(job, cfg, record, folder, fingerprint, started, measured)
+        return _run(job, cfg, record, folder, fingerprint, started, measured, why)
     finally:
         lock.release()
 
@@ -184,7 +185,7 @@ def _skipped(record, folder, why, started):
     return record
 
 
-def _run(job, cfg, record, folder, fingerprint, started, measured):
+def _run(job, cfg, record, folder, fingerprint, started, measured, why=""):
     from ..errors import CaimgError
     from ..progress import Reporter
     from .plan import LOG_NAME, STATUS_NAME
@@ -204,6 +205,8 @@ def _run(job, cfg, record, folder, fingerprint, started, measured):
         logger.setLevel(logging.INFO)
     report = Reporter(stream=log, bars=False)
     report.info(f"batch recording {job.name}: input {job.input}")
+    if why:
+        report.info(f"up-to-date check: {why}")
     for w in record["warnings"]:
         report.warn(w)
     for note in job.notes:
