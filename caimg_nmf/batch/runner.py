@@ -158,7 +158,8 @@ def run_batch(batch, *, workers: int | None = None, executor: str | None = None,
         On Ctrl-C or SIGTERM (the summary of what finished is written first).
     """
     from ..io.atomic import check_writable_dir
-    from .report import write_reports
+    from .report import THUMB_DIR, write_reports
+    from .safety import check_batch_paths
 
     spec = batch if isinstance(batch, BatchSpec) else load_batch(batch)
     changes = {k: v for k, v in (("workers", workers), ("executor", executor)) if v is not None}
@@ -170,6 +171,7 @@ def run_batch(batch, *, workers: int | None = None, executor: str | None = None,
     out_dir = spec.output_dir
     check_writable_dir(out_dir, "batch output")
     summary = BatchSummary(output_dir=out_dir)
+    check_batch_paths(out_dir, files=(BATCH_LOCK, "summary.csv", "index.html"), folders=(THUMB_DIR,))
     with OutputLock(out_dir / BATCH_LOCK, what="batch output", warn=report.warn):
         clean_leftovers(out_dir)
         jobs, plan_warnings = plan_batch(spec)

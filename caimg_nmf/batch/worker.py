@@ -142,12 +142,18 @@ def _run_job(job, force):
     from ..config import Config
     from ..io.lock import LockedError, OutputLock
     from .plan import LOCK_NAME, config_fingerprint, up_to_date
+    from .safety import recording_problem
 
     started = time.perf_counter()
     measured = _peak_reset() if _ON_WORKER_PROCESS[0] else False
     folder = Path(job.out_dir)
     record = {"index": job.index, "name": job.name, "input": job.rel, "output": job.name, "status": "failed",
               "reason": "", "n_cells": "", "run_time_s": "", "peak_memory_mb": "", "warnings": []}
+    # checked again here: a link may have been planted since the batch was planned
+    problem = job.unsafe or recording_problem(job)
+    if problem:  # write nothing at all for this recording
+        record["reason"] = problem
+        return record
     lock_warnings: list[str] = []
     try:
         lock = OutputLock(folder / LOCK_NAME, what="recording output", warn=lock_warnings.append).acquire()
@@ -186,15 +192,20 @@ def _skipped(record, folder, why, started):
 
 
 def _run(job, cfg, record, folder, fingerprint, started, measured, why=""):
-    from ..errors import CaimgError
+    from ..errors import CaimgError, OutputError
     from ..progress import Reporter
     from .plan import LOG_NAME, STATUS_NAME
+    from .safety import create_fresh
 
     status_path = folder / STATUS_NAME
     with contextlib.suppress(FileNotFoundError):
         status_path.unlink()  # from here on, no "ok" status until this run has finished everything
+    try:
+        log = create_fresh(folder / LOG_NAME)
+    except OutputError as exc:
+        record["reason"] = str(exc)
+        return record
     logger = logging.getLogger("caimg_nmf")
-    log = open(folder / LOG_NAME, "w", encoding="utf-8")
     handler = _ThreadLogHandler(log)
     old_level = logger.level
     logger.addHandler(handler)

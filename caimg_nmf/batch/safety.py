@@ -1,0 +1,125 @@
+"""Where a batch writes: never through a link, never onto one of its inputs.
+
+A batch writes, per recording, ``result.h5``, ``run.log``, ``run.json`` and a lock file in a folder of
+its own (figures in ``figures/``), and, for the whole batch, a lock, ``summary.csv``, ``index.html``
+and thumbnails. Before any of them is written:
+
+* a symbolic link, or anything that is not a regular file (a folder, a FIFO, a device), at one of
+  those paths is refused, and so is a link or a non-folder where a folder goes: the batch would
+  otherwise write (or truncate, or clean) whatever the link points to;
+* a file there that *is* an input of the batch (same device and inode: a hard link, a bind mount)
+  is refused: replacing it would destroy the movie.
+
+A refused recording fails with the reason and nothing is written for it; a refused batch-wide path
+stops the batch (exit 2) before anything runs. Files the batch writes in place (its logs) are
+created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` after removing the previous regular file, so even a
+link planted after these checks is never followed.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ..errors import OutputError
+from ..io.movie import TIFF_SUFFIXES
+from .plan import LOCK_NAME, LOG_NAME, RESULT_NAME, STATUS_NAME
+
+__all__ = ["input_ids", "recording_problem", "check_batch_paths", "create_fresh"]
+
+#: Per recording: the files it writes (in its folder) and the folders it writes into.
+RECORDING_FILES = (RESULT_NAME, LOG_NAME, STATUS_NAME, LOCK_NAME)
+RECORDING_DIRS = ("figures",)
+
+
+def input_ids(paths) -> dict:
+    """``{(st_dev, st_ino): path}`` of every input file (for a folder of TIFFs: the folder and its
+    TIFFs), following links: what an output must never be."""
+    ids = {}
+    for p in map(Path, paths):
+        members = [p]
+        if p.is_dir():
+            members += [q for q in p.iterdir() if q.suffix.lower() in TIFF_SUFFIXES]
+        for q in members:
+            try:
+                st = os.stat(q)
+            except OSError:
+                continue
+            ids[(st.st_dev, st.st_ino)] = str(q)
+    return ids
+
+
+def _path_problem(path: Path, folder: bool, inputs: dict) -> str:
+    """Why the batch must not write at ``path`` (a file, or a folder when ``folder``), or ""."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        return f"{path}: cannot be checked ({exc.strerror or exc})"
+    if stat.S_ISLNK(st.st_mode):
+        return (f"{path} is a symbolic link (to {os.readlink(path)}); refusing to write through it. "
+                "Remove the link (the batch makes this " + ("folder" if folder else "file") + " itself).")
+    same = inputs.get((st.st_dev, st.st_ino))
+    if same is not None:
+        return (f"{path} is the same file as the input {same} (a hard link or mount); refusing to replace "
+                "an input. Remove it, or choose another batch.output_dir.")
+    if folder and not stat.S_ISDIR(st.st_mode):
+        return f"{path} exists and is not a folder; refusing to replace it. Move it away."
+    if not folder and not stat.S_ISREG(st.st_mode):
+        return f"{path} exists and is not a regular file; refusing to replace it. Move it away."
+    return ""
+
+
+def recording_problem(job, inputs: dict | None = None) -> str:
+    """Why ``job``'s outputs cannot be written safely (the first problem found), or "".
+
+    ``inputs``: :func:`input_ids` of every input of the batch (default: the job's own input)."""
+    inputs = input_ids([job.input]) if inputs is None else inputs
+    folder = Path(job.out_dir)
+    problem = _path_problem(folder, True, inputs)
+    if problem or not folder.is_dir():
+        return problem
+    for name in RECORDING_DIRS:
+        problem = _path_problem(folder / name, True, inputs)
+        if problem:
+            return problem
+    for name in RECORDING_FILES:
+        problem = _path_problem(folder / name, False, inputs)
+        if problem:
+            return problem
+    return ""
+
+
+def check_batch_paths(out_dir: Path, files, folders=()) -> None:
+    """Raise OutputError when a batch-wide output (the batch lock, summary.csv, index.html, the
+    thumbnails folder) in ``out_dir`` is a link or not what the batch would write there."""
+    for name in files:
+        problem = _path_problem(Path(out_dir) / name, False, {})
+        if problem:
+            raise OutputError(f"batch output: {problem}") from None
+    for name in folders:
+        problem = _path_problem(Path(out_dir) / name, True, {})
+        if problem:
+            raise OutputError(f"batch output: {problem}") from None
+
+
+def create_fresh(path, encoding: str = "utf-8"):
+    """A new text file at ``path``, open for writing; a previous regular file there is removed first
+    (never truncated: a hard link to it keeps its content). Anything else there, or a link planted
+    between the removal and the creation, is refused with OutputError, never followed."""
+    path = Path(path)
+    problem = _path_problem(path, False, {})
+    if problem:
+        raise OutputError(problem) from None
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot create {path}: {exc.strerror or exc} (something was created there while "
+                          "the batch was writing; is another program using this folder?)") from None
+    return os.fdopen(fd, "w", encoding=encoding)
