@@ -224,6 +224,15 @@ def test_symlink_planted_at_a_batch_file_is_refused(tmp_path, name):
 
 
 @posix_only
+@pytest.mark.parametrize("where", [".batch.lock", "m1/.lock"])
+def test_lock_file_hard_linked_to_the_movie_is_refused(tmp_path, where):
+    """A lock path is a hard link to a movie: taking the lock (truncate, write) would destroy it."""
+    batch, raw, link = _planted(tmp_path, where, lambda p, t: os.link(t, p))
+    code = 2 if where == ".batch.lock" else 1
+    expect_cli(["batch", batch], code=code, protect=[raw], message=[r"\.lock (is the same file as|has 1 other name)"])
+
+
+@posix_only
 def test_recording_folder_symlinked_into_the_inputs_is_refused(tmp_path):
     """out/m1 is a symlink to the folder of movies: the recording would write (and clean) there."""
     raw = make_inputs(tmp_path, names=("m1", "m2"))

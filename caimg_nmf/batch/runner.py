@@ -171,7 +171,7 @@ def run_batch(batch, *, workers: int | None = None, executor: str | None = None,
     out_dir = spec.output_dir
     check_writable_dir(out_dir, "batch output")
     summary = BatchSummary(output_dir=out_dir)
-    check_batch_paths(out_dir, files=(BATCH_LOCK, "summary.csv", "index.html"), folders=(THUMB_DIR,))
+    check_batch_paths(out_dir, files=("summary.csv", "index.html"), folders=(THUMB_DIR,), in_place=(BATCH_LOCK,))
     with OutputLock(out_dir / BATCH_LOCK, what="batch output", warn=report.warn):
         clean_leftovers(out_dir)
         jobs, plan_warnings = plan_batch(spec)

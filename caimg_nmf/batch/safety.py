@@ -30,6 +30,8 @@ __all__ = ["input_ids", "recording_problem", "check_batch_paths", "create_fresh"
 #: Per recording: the files it writes (in its folder) and the folders it writes into.
 RECORDING_FILES = (RESULT_NAME, LOG_NAME, STATUS_NAME, LOCK_NAME)
 RECORDING_DIRS = ("figures",)
+#: Files rewritten in place (lock files: truncated, then written) rather than replaced.
+IN_PLACE = (LOCK_NAME,)
 
 
 def input_ids(paths) -> dict:
@@ -49,8 +51,9 @@ def input_ids(paths) -> dict:
     return ids
 
 
-def _path_problem(path: Path, folder: bool, inputs: dict) -> str:
-    """Why the batch must not write at ``path`` (a file, or a folder when ``folder``), or ""."""
+def _path_problem(path: Path, folder: bool, inputs: dict, in_place: bool = False) -> str:
+    """Why the batch must not write at ``path`` (a file, or a folder when ``folder``; a file it
+    rewrites in place when ``in_place``), or ""."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -68,6 +71,9 @@ def _path_problem(path: Path, folder: bool, inputs: dict) -> str:
         return f"{path} exists and is not a folder; refusing to replace it. Move it away."
     if not folder and not stat.S_ISREG(st.st_mode):
         return f"{path} exists and is not a regular file; refusing to replace it. Move it away."
+    if in_place and st.st_nlink > 1:  # truncating it would change the file's other names too
+        return (f"{path} has {st.st_nlink - 1} other name(s) (hard links); the batch rewrites it in place, "
+                "which would change that file too. Remove it (it is only a lock file).")
     return ""
 
 
@@ -85,17 +91,17 @@ def recording_problem(job, inputs: dict | None = None) -> str:
         if problem:
             return problem
     for name in RECORDING_FILES:
-        problem = _path_problem(folder / name, False, inputs)
+        problem = _path_problem(folder / name, False, inputs, in_place=name in IN_PLACE)
         if problem:
             return problem
     return ""
 
 
-def check_batch_paths(out_dir: Path, files, folders=()) -> None:
-    """Raise OutputError when a batch-wide output (the batch lock, summary.csv, index.html, the
-    thumbnails folder) in ``out_dir`` is a link or not what the batch would write there."""
-    for name in files:
-        problem = _path_problem(Path(out_dir) / name, False, {})
+def check_batch_paths(out_dir: Path, files, folders=(), in_place=()) -> None:
+    """Raise OutputError when a batch-wide output (summary.csv, index.html, the thumbnails folder;
+    ``in_place``: the batch lock) in ``out_dir`` is a link or not what the batch would write there."""
+    for name in (*files, *in_place):
+        problem = _path_problem(Path(out_dir) / name, False, {}, in_place=name in in_place)
         if problem:
             raise OutputError(f"batch output: {problem}") from None
     for name in folders:
