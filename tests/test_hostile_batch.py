@@ -260,6 +260,27 @@ def test_figures_folder_symlinked_to_user_pictures_is_refused(tmp_path):
 
 
 @posix_only
+def test_thumbnail_folder_symlinked_to_user_pictures_is_refused(tmp_path):
+    """out/_thumbs/m1 (the page's thumbnails of m1's figures) is a symlink to a folder of the user's
+    own figures: neither the recording nor the batch's page may write there."""
+    from PIL import Image
+
+    make_inputs(tmp_path, names=("m1",))
+    batch = write_batch(tmp_path)
+    figures = tmp_path / "out" / "m1" / "figures"
+    figures.mkdir(parents=True)
+    Image.new("RGB", (640, 480), "white").save(figures / "footprints.png")  # from an earlier run
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "footprints.png").write_bytes(b"\x89PNG the user's own figure")
+    os.utime(pictures / "footprints.png", (1e9, 1e9))  # older than the figure: it would be "remade"
+    (tmp_path / "out" / "_thumbs").mkdir()
+    (tmp_path / "out" / "_thumbs" / "m1").symlink_to(pictures)
+    expect_cli(["batch", batch], code=1, protect=[tmp_path / "raw", pictures],
+               message=[r"_thumbs/m1 is a symbolic link"])
+
+
+@posix_only
 def test_output_folder_reached_through_a_link_into_an_input_folder(tmp_path):
     """The recording is a folder of TIFFs named through a symlink, and output_dir is the real parent
     folder: the recording's output folder would be the input folder itself."""
@@ -272,6 +293,33 @@ def test_output_folder_reached_through_a_link_into_an_input_folder(tmp_path):
                         .replace('output_dir = "out"', 'output_dir = "raw"'))
     expect_cli(["batch", batch], code=2, protect=[raw],
                message=[r"session1.* is inside the batch's output folder", "match no movie"])
+
+
+# ------------------------------------------------------------------------------------------
+# Leftovers: the batch removes its own (and says so), nothing else
+# ------------------------------------------------------------------------------------------
+
+def test_cleaning_leftovers_keeps_the_users_dot_tmp_files(tmp_path):
+    """The output folders hold the user's own hidden .tmp files (an editor's, a sync tool's) beside
+    the leftovers of a killed batch: only the batch's leftovers are removed, and the log says so."""
+    make_inputs(tmp_path, names=("m1",))
+    batch = write_batch(tmp_path)
+    out = tmp_path / "out"
+    (out / "m1" / "figures").mkdir(parents=True)
+    mine = [out / ".notes.md.tmp", out / "m1" / ".draft.tmp", out / "m1" / "figures" / ".sketch.svg.tmp"]
+    for p in mine:
+        p.write_text("the user's\n")
+    leftovers = [out / ".summary.csv.k2j4_x9a.tmp", out / "m1" / ".result.h5.abc12345.tmp",
+                 out / "m1" / "figures" / ".footprints.png.q1w2e3r4.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"partial")
+    (out / "m1" / ".caimg_nmf-3kd9s0a1").mkdir()
+    expect_cli(["batch", batch], code=0, protect=[tmp_path / "raw", *mine],
+               message=[r"removed what an interrupted batch left in .*out: \.summary\.csv\.k2j4_x9a\.tmp"])
+    assert not any(p.exists() for p in leftovers) and not (out / "m1" / ".caimg_nmf-3kd9s0a1").exists()
+    log = (out / "m1" / "run.log").read_text()
+    assert "removed what an interrupted run left: .caimg_nmf-3kd9s0a1, .result.h5.abc12345.tmp, " \
+           "figures/.footprints.png.q1w2e3r4.tmp" in log
 
 
 # ------------------------------------------------------------------------------------------

@@ -173,7 +173,11 @@ def run_batch(batch, *, workers: int | None = None, executor: str | None = None,
     summary = BatchSummary(output_dir=out_dir)
     check_batch_paths(out_dir, files=("summary.csv", "index.html"), folders=(THUMB_DIR,), in_place=(BATCH_LOCK,))
     with OutputLock(out_dir / BATCH_LOCK, what="batch output", warn=report.warn):
-        clean_leftovers(out_dir)
+        thumbs = out_dir / THUMB_DIR
+        cleaned = clean_leftovers(out_dir, subfolders=[f"{THUMB_DIR}/{p.name}" for p in
+                                                       (sorted(thumbs.iterdir()) if thumbs.is_dir() else ())])
+        if cleaned:
+            report.info(f"removed what an interrupted batch left in {out_dir}: {', '.join(cleaned)}")
         jobs, plan_warnings = plan_batch(spec)
         for w in plan_warnings:
             report.warn(w)

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import OutputError
 from ..io.movie import TIFF_SUFFIXES
 from .plan import LOCK_NAME, LOG_NAME, RESULT_NAME, STATUS_NAME
+from .report import THUMB_DIR
 
 __all__ = ["input_ids", "recording_problem", "check_batch_paths", "create_fresh"]
 
@@ -83,7 +84,8 @@ def recording_problem(job, inputs: dict | None = None) -> str:
     ``inputs``: :func:`input_ids` of every input of the batch (default: the job's own input)."""
     inputs = input_ids([job.input]) if inputs is None else inputs
     folder = Path(job.out_dir)
-    problem = _path_problem(folder, True, inputs)
+    thumbs = folder.parent / THUMB_DIR / folder.name   # its thumbnails on the batch's page
+    problem = _path_problem(folder, True, inputs) or _path_problem(thumbs, True, inputs)
     if problem or not folder.is_dir():
         return problem
     for name in RECORDING_DIRS:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -76,23 +77,40 @@ def _peak_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
-def clean_leftovers(folder: Path) -> list[str]:
-    """Remove temporary files a killed run left in ``folder`` (only call while holding its lock)."""
+#: Temporary files of caimg_nmf.io.atomic.atomic_path (".<target>.<random>.tmp") for the files a
+#: batch writes; the user's own hidden .tmp files are not the batch's to remove.
+_TEMP = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
+_TEMP_TARGETS = ("result.h5", "run.json", "summary.csv", "index.html")
+
+
+def _is_own_temp(name: str) -> bool:
+    m = _TEMP.match(name)
+    return bool(m) and (m["target"] in _TEMP_TARGETS or m["target"].lower().endswith(FIGURE_SUFFIXES))
+
+
+def clean_leftovers(folder: Path, subfolders=("figures",)) -> list[str]:
+    """Remove what a killed run left in ``folder`` and its ``subfolders`` (only call while holding
+    its lock): pipeline scratch folders (``.caimg_nmf-*``) and the temporary files of the files a
+    batch writes. Returns the names removed (relative to ``folder``), for the log. Links are never
+    followed: a linked subfolder is not entered, a linked scratch name is not removed."""
+    folder = Path(folder)
     removed = []
-    for sub in (folder, folder / "figures"):
-        if not sub.is_dir():
+    for sub in ("", *subfolders):
+        where = folder / sub
+        if not where.is_dir() or where.is_symlink():
             continue
-        for p in sub.iterdir():
+        for p in sorted(where.iterdir()):
             name = p.name
             try:
-                if name.startswith(".caimg_nmf-") and p.is_dir():   # pipeline scratch folder
-                    shutil.rmtree(p, ignore_errors=True)
-                    removed.append(name)
-                elif name.startswith(".") and name.endswith(".tmp") and p.is_file():  # atomic_path temp
+                if name.startswith(".caimg_nmf-") and p.is_dir() and not p.is_symlink():  # pipeline scratch
+                    shutil.rmtree(p)
+                elif _is_own_temp(name) and p.is_file() and not p.is_symlink():  # atomic_path temp
                     p.unlink()
-                    removed.append(name)
+                else:
+                    continue
             except OSError:
-                pass
+                continue
+            removed.append(str(Path(sub, name)))
     return removed
 
 
@@ -164,7 +182,7 @@ def _run_job(job, force):
         record["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
         return record
     try:
-        clean_leftovers(folder)
+        cleaned = clean_leftovers(folder)
         record["warnings"].extend(lock_warnings)
         cfg = Config.from_dict(job.config, source=job.source, base_dir=job.base_dir)
         fingerprint = config_fingerprint(job.config)
@@ -176,7 +194,7 @@ def _run_job(job, force):
                 fresh, why = False, f"cannot check the existing result ({exc})"
             if fresh:
                 return _skipped(record, folder, why, started)
-        return _run(job, cfg, record, folder, fingerprint, started, measured, why)
+        return _run(job, cfg, record, folder, fingerprint, started, measured, why, cleaned)
     finally:
         lock.release()
 
@@ -191,7 +209,7 @@ def _skipped(record, folder, why, started):
     return record
 
 
-def _run(job, cfg, record, folder, fingerprint, started, measured, why=""):
+def _run(job, cfg, record, folder, fingerprint, started, measured, why="", cleaned=()):
     from ..errors import CaimgError, OutputError
     from ..progress import Reporter
     from .plan import LOG_NAME, STATUS_NAME
@@ -218,6 +236,8 @@ def _run(job, cfg, record, folder, fingerprint, started, measured, why=""):
     report.info(f"batch recording {job.name}: input {job.input}")
     if why:
         report.info(f"up-to-date check: {why}")
+    if cleaned:
+        report.info(f"removed what an interrupted run left: {', '.join(cleaned)}")
     for w in record["warnings"]:
         report.warn(w)
     for note in job.notes:
