@@ -204,6 +204,26 @@ def _link_to_notes(tmp_path, where):
     return batch, victim, link
 
 
+@pytest.mark.parametrize("kind", ["tif", "h5"])
+def test_result_path_holding_another_movie_is_not_replaced(tmp_path, kind):
+    """The recording's output folder already holds a movie saved as result.h5 (a TIFF, or an HDF5
+    movie; not one of the batch's inputs): the batch must not replace it with its result."""
+    from caimg_nmf.synthetic import make_movie
+
+    make_inputs(tmp_path, names=("m1",))
+    batch = write_batch(tmp_path)
+    folder = tmp_path / "out" / "m1"
+    folder.mkdir(parents=True)
+    other = make_movie(2, (16, 16), 20, seed=3)
+    if kind == "tif":
+        other.save_movie(tmp_path / "other.tif")
+        (tmp_path / "other.tif").rename(folder / "result.h5")
+    else:
+        other.save_movie(folder / "result.h5")
+    expect_cli(["batch", batch], code=1, protect=[tmp_path / "raw", folder / "result.h5"],
+               message=[r"result\.h5 exists and is not a caimg_nmf result", "refusing to replace it"])
+
+
 @posix_only
 @pytest.mark.parametrize("where", ["m1/run.log", "m1/.lock"])
 def test_symlink_planted_at_a_recording_file_does_not_truncate_its_target(tmp_path, where):

@@ -8,7 +8,9 @@ and thumbnails. Before any of them is written:
   those paths is refused, and so is a link or a non-folder where a folder goes: the batch would
   otherwise write (or truncate, or clean) whatever the link points to;
 * a file there that *is* an input of the batch (same device and inode: a hard link, a bind mount)
-  is refused: replacing it would destroy the movie.
+  is refused: replacing it would destroy the movie;
+* a ``result.h5`` that is not a caimg_nmf result (a movie saved under that name, say) is refused:
+  the batch replaces only its own kind of file.
 
 A refused recording fails with the reason and nothing is written for it; a refused batch-wide path
 stops the batch (exit 2) before anything runs. Files the batch writes in place (its logs) are
@@ -96,7 +98,25 @@ def recording_problem(job, inputs: dict | None = None) -> str:
         problem = _path_problem(folder / name, False, inputs, in_place=name in IN_PLACE)
         if problem:
             return problem
-    return ""
+    return _foreign_result(folder / RESULT_NAME)
+
+
+def _foreign_result(path: Path) -> str:
+    """Why the file at ``path`` must not be replaced by a result: it is not one (a movie saved under
+    that name, say), or ""; a batch replaces only results (of caimg_nmf, schema_version set)."""
+    import h5py
+
+    if not path.is_file():
+        return ""
+    try:
+        with h5py.File(path, "r") as fh:
+            if "schema_version" in fh.attrs:
+                return ""
+        why = "an HDF5 file without the schema_version attribute of a result"
+    except OSError:
+        why = "not an HDF5 file" if not h5py.is_hdf5(path) else "an unreadable HDF5 file"
+    return (f"{path} exists and is not a caimg_nmf result ({why}); refusing to replace it. Move it "
+            "away, or choose another batch.output_dir.")
 
 
 def check_batch_paths(out_dir: Path, files, folders=(), in_place=()) -> None:
