@@ -114,6 +114,39 @@ def test_external_raw_storage_changed_is_analysed_again(tmp_path):
     _first_run_then_change(tmp_path, lambda: blob.write_bytes(_frames(4).tobytes()))
 
 
+def _ome_xml(own_uuid, uuids, frames, shape):
+    """OME-XML of a float32 series of ``frames`` frames, half in each of the files of ``uuids``."""
+    T, (H, W), half = frames, shape, frames // 2
+    data = "".join(f'<TiffData FirstT="{i * half}" IFD="0" PlaneCount="{half}"><UUID FileName="{name}">{u}</UUID>'
+                   "</TiffData>" for i, (name, u) in enumerate(uuids.items()))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+            f'UUID="{own_uuid}"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="float" '
+            f'SizeX="{W}" SizeY="{H}" SizeC="1" SizeZ="1" SizeT="{T}" BigEndian="false">'
+            f'<Channel ID="Channel:0:0" SamplesPerPixel="1"/>{data}</Pixels></Image></OME>')
+
+
+def test_multi_file_ome_tiff_second_file_changed_is_analysed_again(tmp_path):
+    """The movie is an OME-TIFF whose series continues in a second file; that file is rewritten."""
+    import tifffile
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    uuids = {"s1.ome.tif": "urn:uuid:6f1c3c44-0000-4000-8000-000000000001",
+             "s1_part2.ome.tif": "urn:uuid:6f1c3c44-0000-4000-8000-000000000002"}
+    frames = _frames(0)
+
+    def write(name, data):
+        tifffile.imwrite(raw / name, data, description=_ome_xml(uuids[name], uuids, 100, (32, 32)), metadata=None)
+
+    write("s1.ome.tif", frames[:50])
+    write("s1_part2.ome.tif", frames[50:])
+    header = HEADER.replace('"raw/*.tif"', '"raw/s1.ome.tif"')
+    batch = write_batch(tmp_path, header=header)
+    expect_cli(["batch", batch], code=0, protect=[raw], message=r"\[1/1\] s1\.ome: ok")
+    write("s1_part2.ome.tif", _frames(6)[50:])
+    expect_cli(["batch", batch], code=0, protect=[raw], message=r"\[1/1\] s1\.ome: ok")
+
+
 # ------------------------------------------------------------------------------------------
 # A recording that did not finish is never "done"
 # ------------------------------------------------------------------------------------------

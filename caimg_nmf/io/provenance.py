@@ -11,7 +11,7 @@ import numpy as np
 
 from .._version import __version__
 
-__all__ = ["file_digest", "movie_digest", "hdf5_data_elsewhere", "input_identity", "provenance_attrs"]
+__all__ = ["file_digest", "movie_digest", "data_elsewhere", "input_identity", "provenance_attrs"]
 
 _FULL_HASH_LIMIT = 2 * 1024**3   # hash every byte of files up to 2 GiB
 _SAMPLES = 64                     # beyond that, 64 evenly spaced 1 MiB blocks + size
@@ -62,12 +62,19 @@ def movie_digest(movie) -> str:
     return prefix + h.hexdigest()
 
 
-def hdf5_data_elsewhere(path, dataset: str) -> str:
-    """Why the bytes of ``path``'s ``dataset`` are not (all) stored in ``path`` itself, or "".
+def data_elsewhere(path, dataset: str = "") -> str:
+    """Why the frames a reader takes from ``path`` (``dataset``: its HDF5 dataset) are not all stored
+    in ``path`` itself, or "". A digest of ``path`` alone would not see the other files change.
 
-    An ExternalLink (on the dataset or on a group above it) puts them in another file; a virtual
-    dataset maps them from source datasets (other files, possibly missing); external storage keeps
-    them in raw files. A digest of ``path`` alone would not see those change."""
+    HDF5: an ExternalLink (on the dataset or on a group above it) puts the bytes in another file, a
+    virtual dataset maps them from source datasets (other files, possibly missing), external storage
+    keeps them in raw files. TIFF: an OME-TIFF series can span several files."""
+    if dataset:
+        return _hdf5_elsewhere(path, dataset)
+    return _tiff_elsewhere(path)
+
+
+def _hdf5_elsewhere(path, dataset: str) -> str:
     import h5py
 
     if not h5py.is_hdf5(path):
@@ -83,13 +90,32 @@ def hdf5_data_elsewhere(path, dataset: str) -> str:
     return ""
 
 
+def _tiff_elsewhere(path) -> str:
+    with open(path, "rb") as fh:
+        if fh.read(4) not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return ""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.is_ome:
+                return ""
+            files = {os.path.realpath(page.parent.filehandle.path) for page in tif.series[0].pages
+                     if page is not None}
+    except Exception:  # noqa: BLE001 - the reader reports a damaged file; nothing more to see here
+        return ""
+    others = sorted(files - {os.path.realpath(path)})
+    return f"an OME-TIFF series also stored in {', '.join(others)}" if others else ""
+
+
 def _content_digest(movie, paths, dataset) -> str:
-    """The digest of the movie's files; for an HDF5 dataset whose bytes live in other files, that of
-    the named file and of the frames as read (what the analysis sees, wherever it comes from)."""
+    """The digest of the movie's files; for a movie whose frames live (partly) in other files than
+    the one named, that of the named file and of the frames as read (what the analysis sees,
+    wherever it comes from)."""
     digests = [file_digest(p) for p in paths]
     digest = digests[0] if len(digests) == 1 else hashlib.blake2b(
         "".join(digests).encode(), digest_size=16).hexdigest()
-    if dataset and hdf5_data_elsewhere(paths[0], dataset):
+    if len(paths) == 1 and data_elsewhere(paths[0], dataset):
         frames = movie_digest(movie)
         digest = "read:" + hashlib.blake2b(f"{digest};{frames}".encode(), digest_size=16).hexdigest()
     return digest
@@ -98,10 +124,10 @@ def _content_digest(movie, paths, dataset) -> str:
 def input_identity(movie) -> dict:
     """Identity of a movie's source: paths, sizes, shape, dtype and a content digest.
 
-    ``input_hash`` digests the movie's files ("sampled:" prefix for files over 2 GiB); for an HDF5
-    dataset stored (partly) outside the named file (external link, virtual dataset, external
-    storage), it digests the named file and the frames as read ("read:" prefix), so that a change in
-    the linked data changes it too."""
+    ``input_hash`` digests the movie's files ("sampled:" prefix for files over 2 GiB); for a movie
+    stored (partly) outside the named file (HDF5 external link, virtual dataset or external storage;
+    a multi-file OME-TIFF), it digests the named file and the frames as read ("read:" prefix), so
+    that a change in the linked data changes it too."""
     source = movie.source
     if movie.paths:
         dataset = source.rsplit(":", 1)[1] if (":/" in source and len(movie.paths) == 1) else ""
