@@ -46,6 +46,7 @@ class Job:
     need: int = 0                 # estimated peak bytes of an in-memory run
     streamed_need: int = 0        # estimated peak bytes when frames are streamed from disk
     error: str = ""               # set when the job cannot run at all (reported as failed)
+    unsafe: str = ""              # why its outputs cannot be written safely (nothing is written for it)
     notes: list = field(default_factory=list)   # what the reader said while planning (e.g. damaged file)
 
     @property
@@ -62,7 +63,8 @@ def expand_inputs(spec, *, warn=None) -> list[tuple[Path, str]]:
     for entry in spec.batch.inputs:
         pattern = os.path.expanduser(entry)
         full = pattern if os.path.isabs(pattern) else str(spec.base_dir / pattern)
-        if any(ch in entry for ch in "*?["):
+        is_glob = any(ch in entry for ch in "*?[")
+        if is_glob:
             matches = [Path(p) for p in sorted(glob.glob(full, recursive=True))]
             matches = [p for p in matches if (p.is_file() and p.suffix.lower() in MOVIE_SUFFIXES) or
                        (p.is_dir() and any(q.suffix.lower() in TIFF_SUFFIXES for q in p.iterdir()))]
@@ -70,16 +72,28 @@ def expand_inputs(spec, *, warn=None) -> list[tuple[Path, str]]:
                 warn(f"{spec.source}: batch.inputs pattern {entry!r} matches no movie files")
         else:
             matches = [Path(full)]
+        inside = []
         for p in matches:
             p = Path(os.path.abspath(p))
-            if p == out_dir or out_dir in p.parents or p in seen:
+            real = Path(os.path.realpath(p))  # through links: where the batch would really read
+            if real == out_dir or out_dir in real.parents:
+                inside.append(p)
                 continue
-            seen.add(p)
+            if real in seen:  # the same movie named twice (directly and through a link, say)
+                continue
+            seen.add(real)
             try:
                 rel = Path(os.path.relpath(p, spec.base_dir)).as_posix()
             except ValueError:  # another drive (Windows)
                 rel = p.as_posix()
             found.append((p, rel))
+        # a glob over a tree that holds output_dir matches earlier results: say so only when the
+        # entry yields nothing else (a literal path is always worth a word)
+        if inside and warn and (len(inside) == len(matches) or not is_glob):
+            what = str(inside[0]) if len(inside) == 1 else f"{len(inside)} matches ({inside[0]}, ...)"
+            warn(f"{spec.source}: batch.inputs {entry!r}: {what} is inside the batch's output folder {out_dir}; "
+                 "left out (a batch never reads what it writes). Move the movies out of output_dir or "
+                 "choose another output_dir.")
     return found
 
 
@@ -125,16 +139,20 @@ def plan_batch(spec) -> tuple[list[Job], list[str]]:
     warnings: list[str] = []
     inputs = expand_inputs(spec, warn=warnings.append)
     if not inputs:
-        raise ConfigError(f"{spec.source}: batch.inputs {list(spec.batch.inputs)} match no movie files "
-                          f"(paths are relative to {spec.base_dir}).") from None
+        raise ConfigError("\n".join([f"{spec.source}: batch.inputs {list(spec.batch.inputs)} match no movie files "
+                                     f"(paths are relative to {spec.base_dir}).", *warnings])) from None
+    from .safety import input_ids, recording_problem
+
     names = folder_names([p for p, _ in inputs])
     out_dir = spec.output_dir
+    protected = input_ids([p for p, _ in inputs])
     jobs = []
     for i, ((path, rel), name) in enumerate(zip(inputs, names)):
         folder = out_dir / name
         cfg = spec.config_for(rel, path, folder / RESULT_NAME)
         job = Job(index=i, name=name, input=str(path), rel=rel, out_dir=str(folder), config=cfg.to_dict(),
                   base_dir=str(spec.base_dir), source=spec.source)
+        job.unsafe = recording_problem(job, protected)
         try:
             from ..io.movie import load_movie
 

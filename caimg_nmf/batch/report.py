@@ -65,7 +65,7 @@ def write_summary_csv(path: Path, records: list) -> Path:
 
 def _figures(out_dir: Path, name: str) -> list[Path]:
     folder = out_dir / name / "figures"
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink() or (out_dir / name).is_symlink():  # not the batch's
         return []
     pngs = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
     order = {n: i for i, n in enumerate(KEY_FIGURES)}
@@ -74,8 +74,11 @@ def _figures(out_dir: Path, name: str) -> list[Path]:
 
 def _thumbnail(out_dir: Path, png: Path, name: str) -> Path:
     """A small copy of ``png`` under ``_thumbs/<name>/`` (remade when the figure is newer); the
-    figure itself if Pillow is missing or the file cannot be read."""
+    figure itself if Pillow is missing, the file cannot be read, or a link sits where the thumbnail
+    goes (a thumbnail is never written through a link)."""
     thumb = out_dir / THUMB_DIR / name / png.name
+    if any(p.is_symlink() for p in (thumb.parent.parent, thumb.parent, thumb)):
+        return png
     try:
         if thumb.exists() and thumb.stat().st_mtime >= png.stat().st_mtime:
             return thumb

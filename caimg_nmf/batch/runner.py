@@ -158,7 +158,8 @@ def run_batch(batch, *, workers: int | None = None, executor: str | None = None,
         On Ctrl-C or SIGTERM (the summary of what finished is written first).
     """
     from ..io.atomic import check_writable_dir
-    from .report import write_reports
+    from .report import THUMB_DIR, write_reports
+    from .safety import check_batch_paths
 
     spec = batch if isinstance(batch, BatchSpec) else load_batch(batch)
     changes = {k: v for k, v in (("workers", workers), ("executor", executor)) if v is not None}
@@ -170,8 +171,13 @@ def run_batch(batch, *, workers: int | None = None, executor: str | None = None,
     out_dir = spec.output_dir
     check_writable_dir(out_dir, "batch output")
     summary = BatchSummary(output_dir=out_dir)
+    check_batch_paths(out_dir, files=("summary.csv", "index.html"), folders=(THUMB_DIR,), in_place=(BATCH_LOCK,))
     with OutputLock(out_dir / BATCH_LOCK, what="batch output", warn=report.warn):
-        clean_leftovers(out_dir)
+        thumbs = out_dir / THUMB_DIR
+        cleaned = clean_leftovers(out_dir, subfolders=[f"{THUMB_DIR}/{p.name}" for p in
+                                                       (sorted(thumbs.iterdir()) if thumbs.is_dir() else ())])
+        if cleaned:
+            report.info(f"removed what an interrupted batch left in {out_dir}: {', '.join(cleaned)}")
         jobs, plan_warnings = plan_batch(spec)
         for w in plan_warnings:
             report.warn(w)
@@ -246,7 +252,7 @@ def _new_pool(spec):
     from .worker import init_worker_process
 
     return ProcessPoolExecutor(max_workers=spec.batch.workers, mp_context=mp.get_context("spawn"),
-                               initializer=init_worker_process, initargs=(_blas_threads(spec),))
+                               initializer=init_worker_process, initargs=(_blas_threads(spec), os.getpid()))
 
 
 def _stop_pool(pool) -> None:

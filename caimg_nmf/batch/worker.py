@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -36,11 +37,15 @@ def _on_sigterm(signum, frame):
     os._exit(128 + signum)  # idle worker: nothing to clean up
 
 
-def init_worker_process(blas_threads: int = 0) -> None:
+def init_worker_process(blas_threads: int = 0, parent_pid: int | None = None) -> None:
     """Initializer of batch worker processes: SIGTERM interrupts the running job cleanly (its
-    temporary files are removed), and math libraries use ``blas_threads`` threads."""
+    temporary files are removed), the worker gets that SIGTERM when the batch process ``parent_pid``
+    dies (even by ``kill -9``), and math libraries use ``blas_threads`` threads."""
+    from .._process import die_with_parent
+
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)  # Ctrl-C reaches the workers too: same clean stop
+    die_with_parent(parent_pid)
     if blas_threads > 0:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(blas_threads)
@@ -72,23 +77,40 @@ def _peak_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
-def clean_leftovers(folder: Path) -> list[str]:
-    """Remove temporary files a killed run left in ``folder`` (only call while holding its lock)."""
+#: Temporary files of caimg_nmf.io.atomic.atomic_path (".<target>.<random>.tmp") for the files a
+#: batch writes; the user's own hidden .tmp files are not the batch's to remove.
+_TEMP = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp$")
+_TEMP_TARGETS = ("result.h5", "run.json", "summary.csv", "index.html")
+
+
+def _is_own_temp(name: str) -> bool:
+    m = _TEMP.match(name)
+    return bool(m) and (m["target"] in _TEMP_TARGETS or m["target"].lower().endswith(FIGURE_SUFFIXES))
+
+
+def clean_leftovers(folder: Path, subfolders=("figures",)) -> list[str]:
+    """Remove what a killed run left in ``folder`` and its ``subfolders`` (only call while holding
+    its lock): pipeline scratch folders (``.caimg_nmf-*``) and the temporary files of the files a
+    batch writes. Returns the names removed (relative to ``folder``), for the log. Links are never
+    followed: a linked subfolder is not entered, a linked scratch name is not removed."""
+    folder = Path(folder)
     removed = []
-    for sub in (folder, folder / "figures"):
-        if not sub.is_dir():
+    for sub in ("", *subfolders):
+        where = folder / sub
+        if not where.is_dir() or where.is_symlink():
             continue
-        for p in sub.iterdir():
+        for p in sorted(where.iterdir()):
             name = p.name
             try:
-                if name.startswith(".caimg_nmf-") and p.is_dir():   # pipeline scratch folder
-                    shutil.rmtree(p, ignore_errors=True)
-                    removed.append(name)
-                elif name.startswith(".") and name.endswith(".tmp") and p.is_file():  # atomic_path temp
+                if name.startswith(".caimg_nmf-") and p.is_dir() and not p.is_symlink():  # pipeline scratch
+                    shutil.rmtree(p)
+                elif _is_own_temp(name) and p.is_file() and not p.is_symlink():  # atomic_path temp
                     p.unlink()
-                    removed.append(name)
+                else:
+                    continue
             except OSError:
-                pass
+                continue
+            removed.append(str(Path(sub, name)))
     return removed
 
 
@@ -138,12 +160,18 @@ def _run_job(job, force):
     from ..config import Config
     from ..io.lock import LockedError, OutputLock
     from .plan import LOCK_NAME, config_fingerprint, up_to_date
+    from .safety import recording_problem
 
     started = time.perf_counter()
     measured = _peak_reset() if _ON_WORKER_PROCESS[0] else False
     folder = Path(job.out_dir)
     record = {"index": job.index, "name": job.name, "input": job.rel, "output": job.name, "status": "failed",
               "reason": "", "n_cells": "", "run_time_s": "", "peak_memory_mb": "", "warnings": []}
+    # checked again here: a link may have been planted since the batch was planned
+    problem = job.unsafe or recording_problem(job)
+    if problem:  # write nothing at all for this recording
+        record["reason"] = problem
+        return record
     lock_warnings: list[str] = []
     try:
         lock = OutputLock(folder / LOCK_NAME, what="recording output", warn=lock_warnings.append).acquire()
@@ -154,10 +182,11 @@ def _run_job(job, force):
         record["reason"] = f"cannot create the output folder {folder}: {exc.strerror or exc}"
         return record
     try:
-        clean_leftovers(folder)
+        cleaned = clean_leftovers(folder)
         record["warnings"].extend(lock_warnings)
         cfg = Config.from_dict(job.config, source=job.source, base_dir=job.base_dir)
         fingerprint = config_fingerprint(job.config)
+        why = "--force: analysing every recording again"
         if not force:
             try:
                 fresh, why = up_to_date(job, cfg)
@@ -165,7 +194,7 @@ def _run_job(job, force):
                 fresh, why = False, f"cannot check the existing result ({exc})"
             if fresh:
                 return _skipped(record, folder, why, started)
-        return _run(job, cfg, record, folder, fingerprint, started, measured)
+        return _run(job, cfg, record, folder, fingerprint, started, measured, why, cleaned)
     finally:
         lock.release()
 
@@ -180,16 +209,21 @@ def _skipped(record, folder, why, started):
     return record
 
 
-def _run(job, cfg, record, folder, fingerprint, started, measured):
-    from ..errors import CaimgError
+def _run(job, cfg, record, folder, fingerprint, started, measured, why="", cleaned=()):
+    from ..errors import CaimgError, OutputError
     from ..progress import Reporter
     from .plan import LOG_NAME, STATUS_NAME
+    from .safety import create_fresh
 
     status_path = folder / STATUS_NAME
     with contextlib.suppress(FileNotFoundError):
         status_path.unlink()  # from here on, no "ok" status until this run has finished everything
+    try:
+        log = create_fresh(folder / LOG_NAME)
+    except OutputError as exc:
+        record["reason"] = str(exc)
+        return record
     logger = logging.getLogger("caimg_nmf")
-    log = open(folder / LOG_NAME, "w", encoding="utf-8")
     handler = _ThreadLogHandler(log)
     old_level = logger.level
     logger.addHandler(handler)
@@ -200,6 +234,10 @@ def _run(job, cfg, record, folder, fingerprint, started, measured):
         logger.setLevel(logging.INFO)
     report = Reporter(stream=log, bars=False)
     report.info(f"batch recording {job.name}: input {job.input}")
+    if why:
+        report.info(f"up-to-date check: {why}")
+    if cleaned:
+        report.info(f"removed what an interrupted run left: {', '.join(cleaned)}")
     for w in record["warnings"]:
         report.warn(w)
     for note in job.notes:

@@ -10,6 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .._process import die_with_parent
+
 __all__ = ["fit_cells", "tents", "residual", "windows_to_dense", "squared_radius", "overlap_slices",
            "shift_window", "resolve_n_jobs"]
 
@@ -262,12 +264,7 @@ def _start_tile_worker(args, settings):
     pickled by the fork start method), so each pool has its own even when threads fit at once; the
     worker asks Linux to end it when its parent dies (killed by the OOM killer, say)."""
     _WORKER.update(args=args, settings=settings)
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))   # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort: without it an orphan ends when its pipe closes
-        pass
+    die_with_parent()
 
 
 def _tile_in_worker(origin):
