@@ -52,21 +52,59 @@ def read_matrix_csv(path) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
+def npy_header(path) -> tuple[tuple, np.dtype]:
+    """Shape and dtype of a ``.npy`` file from its header alone (nothing is unpickled or loaded)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(fh)
+            offset = fh.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise InputError(f"{path}: not a readable .npy array ({exc}); the file is truncated or not "
+                         "written by numpy.save.") from None
+    if dtype.hasobject:
+        raise InputError(f"{path}: holds Python objects (dtype {dtype}), which are never unpickled; a "
+                         "matrix must hold numbers. Save it with np.save(path, X.astype(float)).") from None
+    need = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if path.stat().st_size < need:
+        raise InputError(f"{path}: truncated: its header declares {' x '.join(map(str, shape))} values of "
+                         f"{dtype} ({need} bytes with the header) but the file has "
+                         f"{path.stat().st_size} bytes. Save or copy it again.") from None
+    return tuple(shape), dtype
+
+
 def read_matrix(path) -> np.ndarray:
-    """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D)."""
+    """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D), checked as
+    the CSV reader checks it: numbers, all finite, none negative."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"file not found: {path}") from None
-    if path.suffix.lower() == ".npy":
-        try:
-            X = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{path}: not a readable .npy array ({exc}).") from None
-        if X.ndim != 2:
-            raise InputError(f"{path}: a matrix must be 2-D; got shape {X.shape}. For a movie "
-                             "(T, H, W) give a config file with input.path instead.") from None
-        return X
-    return read_matrix_csv(path)
+    if path.suffix.lower() != ".npy":
+        return read_matrix_csv(path)
+    shape, dtype = npy_header(path)
+    if len(shape) != 2:
+        raise InputError(f"{path}: a matrix must be 2-D; got shape {shape}. For a movie "
+                         "(T, H, W) give a config file with input.path instead.") from None
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise InputError(f"{path}: holds {dtype} values; a matrix must hold real numbers "
+                         "(integers or floating point).") from None
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable .npy array ({exc}).") from None
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(f"{path}: row {i + 1}, column {j + 1} is {X[i, j]}, not a finite number; NMF needs "
+                         "every entry measured (fill or drop missing values).") from None
+    if (X < 0).any():
+        i, j = np.argwhere(X < 0)[0]
+        raise InputError(f"{path}: row {i + 1}, column {j + 1} is {X[i, j]:g}, negative; NMF needs "
+                         "nonnegative data (shift or clip it first).") from None
+    return X
 
 
 def movie_matrix(cfg, quiet=True):
