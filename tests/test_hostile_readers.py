@@ -489,3 +489,27 @@ def test_truncated_float_tiff_in_a_list(tmp_path):
     (folder / "b.tif").write_bytes(data[:len(data) // 2])
     expect_cli(_run(tmp_path, "-i", folder), protect=[folder],
                message=[r"b\.tif", r"damaged or truncated: its header declares"])
+
+
+def _npy_declaring(path, shape, dtype="<f4"):
+    """A .npy file whose header declares ``shape`` but that holds only a few bytes of data."""
+    header = {"descr": dtype, "fortran_order": False, "shape": tuple(shape)}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.write(b"\0" * 64)
+    return path
+
+
+def test_evaluate_truth_npy_declaring_huge_array(tmp_path):
+    """`evaluate --truth masks.npy` where the .npy header declares 10^6 masks of 4096 x 4096."""
+    result = _result_file(tmp_path)
+    truth = _npy_declaring(tmp_path / "masks.npy", (10**6, 4096, 4096), "|u1")
+    expect_cli(["evaluate", result, "--truth", truth], protect=[result, truth],
+               message=[r"masks\.npy", r"truncated: its header declares 1000000 x 4096 x 4096"])
+
+
+def test_run_on_npy_movie_declaring_more_than_it_holds(tmp_path):
+    """A .npy movie whose header declares 5000 frames of 64 x 64 but holds 64 bytes."""
+    path = _npy_declaring(tmp_path / "movie.npy", (5000, 64, 64))
+    expect_cli(_run(tmp_path, "-i", path), protect=[path],
+               message=[r"movie\.npy", r"truncated: its header declares 5000 x 64 x 64"])

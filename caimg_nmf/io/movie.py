@@ -350,6 +350,9 @@ def _axes_evidence(movie: Movie, axes: str):
 
 
 def _open_npy(path, axes) -> Movie:
+    from .npy import npy_header
+
+    npy_header(path)  # objects, and files shorter than their header declares, named as such
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
