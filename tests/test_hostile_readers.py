@@ -343,14 +343,14 @@ def test_folder_of_single_frames_of_different_sizes(tmp_path):
 
 # --- 9. frames-last movies read as frames-first ------------------------------------------------------
 def _shared_data():
-    here = Path(__file__).resolve().parent
-    candidates = [os.environ.get("CAIMG_NEUROFINDER", ""), here.parent.parent / "shared" / "data",
-                  here.parent / "shared" / "data", "/work/shared/data"]
-    for c in candidates:
-        if c and Path(c).is_dir() and (Path(c) / "neurofinder_top" / "movie.tif").is_file():
-            return Path(c)
-    if c and Path(candidates[0]).is_file():
-        return Path(candidates[0]).parent.parent
+    """The folder of shared real recordings: beside $CAIMG_NEUROFINDER (the benchmarks' variable, a
+    recording's folder), ../shared/data beside the clone (CI), or /work/shared/data; None if absent."""
+    env = os.environ.get("CAIMG_NEUROFINDER", "")
+    repo = Path(__file__).resolve().parent.parent
+    candidates = [Path(env).parent] if env else []
+    for folder in candidates + [repo.parent / "shared" / "data", Path("/work/shared/data")]:
+        if folder.is_dir():
+            return folder
     return None
 
 
