@@ -513,3 +513,15 @@ def test_run_on_npy_movie_declaring_more_than_it_holds(tmp_path):
     path = _npy_declaring(tmp_path / "movie.npy", (5000, 64, 64))
     expect_cli(_run(tmp_path, "-i", path), protect=[path],
                message=[r"movie\.npy", r"truncated: its header declares 5000 x 64 x 64"])
+
+
+def test_rank_on_a_movie_file(tmp_path):
+    """`caimg-nmf rank movie.tif` (a documented input) reads and prepares the movie as run does."""
+    from caimg_nmf.synthetic import make_movie
+
+    path = tmp_path / "movie.tif"
+    make_movie(3, (24, 24), 60, seed=0).save_movie(path)
+    out = run_cli(["rank", path, "--output", tmp_path / "o", "--ranks", "1:3", "--replicates", "2",
+                   "--set", "input.frame_rate=10"])
+    assert out.code == 0, out.text
+    assert "recommended rank: " in out.text and (tmp_path / "o" / "rank_selection.h5").is_file()
