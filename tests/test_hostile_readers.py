@@ -144,6 +144,16 @@ def _external_missing(fh):
     fh["traces"] = h5py.ExternalLink("gone.h5", "/traces")
 
 
+def _loss_group(fh):
+    del fh["nmf/loss"]
+    fh.create_group("nmf/loss")
+
+
+def _soft_link_dangling(fh):
+    del fh["mean_image"]
+    fh["mean_image"] = h5py.SoftLink("/nowhere")
+
+
 BROKEN_RESULTS = [
     pytest.param(_string_version, [r"schema_version", r"'one'"], id="schema_version-string"),
     pytest.param(_footprints_group, [r"/footprints", r"group"], id="footprints-is-a-group"),
@@ -151,6 +161,9 @@ BROKEN_RESULTS = [
     pytest.param(_dff_wrong_shape, [r"dff", r"\(2, 7\)"], id="dff-inconsistent-shape"),
     pytest.param(_huge_traces, [r"/traces", r"2 x 1000000000000", r"TB"], id="declares-huge-array"),
     pytest.param(_external_missing, [r"/traces", r"external link", r"gone\.h5"], id="external-link-missing"),
+    pytest.param(_loss_group, [r"/nmf/loss is not a 1-D numeric dataset"], id="loss-is-a-group"),
+    pytest.param(_soft_link_dangling, [r"/mean_image is a soft link to '/nowhere', which does not exist"],
+                 id="dangling-soft-link"),
 ]
 
 
@@ -532,3 +545,12 @@ def test_rank_on_a_movie_file(tmp_path):
                    "--set", "input.frame_rate=10"])
     assert out.code == 0, out.text
     assert "recommended rank: " in out.text and (tmp_path / "o" / "rank_selection.h5").is_file()
+
+
+def test_hdf5_movie_dangling_soft_link(tmp_path):
+    """The movie's dataset is a soft link to a dataset that was deleted."""
+    path = tmp_path / "movie.h5"
+    with h5py.File(path, "w") as fh:
+        fh["mov"] = h5py.SoftLink("/raw/mov")
+    expect_cli(_run(tmp_path, "-i", path), protect=[path],
+               message=[r"movie\.h5", r"/mov is a soft link to '/raw/mov', which does not exist"])

@@ -613,7 +613,7 @@ def _open_tiff_list(paths, axes) -> Movie:
                 parts.append(m.read(lo - offsets[i], hi - offsets[i]).astype(dtype, copy=False))
         return np.concatenate(parts, axis=0)
 
-    movie = Movie(reader, (int(offsets[-1]),) + movies[0].shape[1:], dtype,
-                  f"{len(paths)} TIFF files ({paths[0].name} ... {paths[-1].name})", paths, movies[0].frame_rate)
+    source = str(paths[0]) if len(paths) == 1 else f"{len(paths)} TIFF files ({paths[0].name} ... {paths[-1].name})"
+    movie = Movie(reader, (int(offsets[-1]),) + movies[0].shape[1:], dtype, source, paths, movies[0].frame_rate)
     movie._closers.extend(m.close for m in movies)
     return movie

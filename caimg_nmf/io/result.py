@@ -196,6 +196,9 @@ def _read_checked(fh, path):
                 _invalid(path, f"/{name} has shape {obj.shape} but /{sizes[d][1]} says {d} = {sizes[d][0]} "
                          f"(expected footprints (K, H, W), traces and dff (K, T), roi_masks (K, H, W), "
                          f"mean_image (H, W))")
+    if "nmf/loss" in fh and not (isinstance(fh["nmf/loss"], h5py.Dataset) and len(fh["nmf/loss"].shape) == 1
+                                 and _numeric(fh["nmf/loss"].dtype)):
+        _invalid(path, "/nmf/loss is not a 1-D numeric dataset (the relative error per NMF iteration)")
     try:
         for name in _CORE:
             check_declared_size(fh[name], "/" + name, path)
