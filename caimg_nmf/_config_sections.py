@@ -30,18 +30,22 @@ def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False,
 class InputConfig:
     section: ClassVar[str] = "input"
     path: str = _key("", "Movie to analyse: a TIFF file, a glob or folder of TIFFs (concatenated in "
-                     "time, sorted by name), an HDF5 file, or a .npy file. Relative to the config file.")
+                     "time in natural name order: frame2 before frame10; single-frame files are frames), an HDF5 file, or a .npy file. Relative to the config file.")
     dataset: str = _key("", "HDF5 dataset holding the movie, e.g. '/mov'. Empty: the file's only 3-D dataset.")
     axes: str = _key("TYX", "Axis order of the stored movie: 'TYX' (frames first, as TIFF stores it) or "
                      "'YXT' (height x width x frames, as the NMF primer and MATLAB describe it).",
                      choices=("TYX", "YXT"))
     first_frame: int = _key(0, "First frame to use (0-based).", min=0)
     n_frames: int = _key(0, "Number of frames to use from first_frame; 0 means all.", min=0)
-    check_axes: bool = _key(True, "Refuse an axis order that looks wrong (frames 8x longer than wide while the "
-                            "other order gives ordinary frames). Set false if such frames are real.")
-    frame_rate: float = _key(10.0, "Frames per second of the recording (used for time axes, ΔF/F "
-                             "baseline windows and spike inference). Set it: 10 Hz is only a guess.",
-                             min=0.0, min_exclusive=True)
+    check_axes: bool = _key(True, "Refuse an axis order that the data contradict (frames 8x longer than wide "
+                            "while the other order gives ordinary frames, or a sample whose still image lies "
+                            "along the other candidate time axis). Set false if the order given is right.")
+    frame_rate: Optional[float] = _key(None, "Frames per second of the recording (time axes, ΔF/F baseline "
+                                       "windows, spike inference). Omit to read it from the file (ImageJ, "
+                                       "ScanImage or OME metadata; an HDF5 frame_rate/fs/fps attribute); "
+                                       "when the file does not say it either, 10 Hz is assumed with a "
+                                       "warning. A value set here wins over the file's.",
+                                       min=0.0, min_exclusive=True)
     pixel_size_um: Optional[float] = _key(None, "Pixel size in micrometres (scale bars). Omit if unknown.",
                                           min=0.0, min_exclusive=True)
     cell_diameter: Optional[float] = _key(None, "Typical cell diameter in pixels. Omit to estimate it "

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .io.npy import npy_header
 
-__all__ = ["read_matrix", "read_matrix_csv", "movie_matrix", "save_selection", "OUTPUT_NAMES"]
+__all__ = ["npy_header", "read_matrix", "read_matrix_csv", "movie_matrix", "save_selection", "OUTPUT_NAMES"]
 
 OUTPUT_NAMES = ("rank_selection.h5", "rank_selection.png", "rank_selection.pdf")
 
@@ -53,25 +54,39 @@ def read_matrix_csv(path) -> np.ndarray:
 
 
 def read_matrix(path) -> np.ndarray:
-    """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D)."""
+    """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D), checked as
+    the CSV reader checks it: numbers, all finite, none negative."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"file not found: {path}") from None
-    if path.suffix.lower() == ".npy":
-        try:
-            X = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{path}: not a readable .npy array ({exc}).") from None
-        if X.ndim != 2:
-            raise InputError(f"{path}: a matrix must be 2-D; got shape {X.shape}. For a movie "
-                             "(T, H, W) give a config file with input.path instead.") from None
-        return X
-    return read_matrix_csv(path)
+    if path.suffix.lower() != ".npy":
+        return read_matrix_csv(path)
+    shape, dtype = npy_header(path)
+    if len(shape) != 2:
+        raise InputError(f"{path}: a matrix must be 2-D; got shape {shape}. For a movie "
+                         "(T, H, W) give a config file with input.path instead.") from None
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise InputError(f"{path}: holds {dtype} values; a matrix must hold real numbers "
+                         "(integers or floating point).") from None
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable .npy array ({exc}).") from None
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InputError(f"{path}: row {i + 1}, column {j + 1} is {X[i, j]}, not a finite number; NMF needs "
+                         "every entry measured (fill or drop missing values).") from None
+    if (X < 0).any():
+        i, j = np.argwhere(X < 0)[0]
+        raise InputError(f"{path}: row {i + 1}, column {j + 1} is {X[i, j]:g}, negative; NMF needs "
+                         "nonnegative data (shift or clip it first).") from None
+    return X
 
 
 def movie_matrix(cfg, quiet=True):
     """Load and preprocess the configured movie as the pipeline does; return X (pixels x frames)."""
-    from .pipeline import RunState, _stage_load, _stage_preprocess
+    from .pipeline import RunState, _stage_load, _stage_prepare, _stage_preprocess
     from .progress import Reporter
     from .stages.preprocess import flatten
 
@@ -80,6 +95,7 @@ def movie_matrix(cfg, quiet=True):
         state.scratch = Path(scratch)
         try:
             _stage_load(state)
+            _stage_prepare(state)  # read the frames (subset, crop, binning) as run does
             _stage_preprocess(state)
             return np.array(flatten(state.frames), dtype=np.float32), state.frames.shape
         finally:

@@ -128,8 +128,7 @@ def cmd_rank(args) -> int:
     overrides = dict(parse_override(t) for t in (args.set or []))
     is_matrix = suffix in _MATRIX_SUFFIXES
     if is_matrix and suffix == ".npy" and data.is_file():
-        import numpy as np
-        is_matrix = np.load(data, mmap_mode="r").ndim == 2
+        is_matrix = len(_rank_io.npy_header(data)[0]) == 2  # a 3-D .npy is a movie
     if is_matrix:
         if overrides:
             raise CaimgError("--set applies to a config file or movie, not to a plain matrix.")

@@ -375,6 +375,9 @@ def load_truth_masks(path, shape=None):
             raise InputError(f"load_truth_masks: '{p}' is not valid JSON ({exc}).") from None
         return _rasterize_regions(regions, shape, p), None, None
     if ext == ".npy":
+        from .io.npy import npy_header
+
+        npy_header(p)  # objects, truncation and declared sizes beyond the file, before numpy allocates
         try:
             arr = np.load(p, allow_pickle=False)
         except ValueError as exc:

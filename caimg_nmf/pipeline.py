@@ -38,7 +38,8 @@ class RunState:
     report: Reporter
     movie: Movie | None = None
     frames: np.ndarray | None = None        # (T, H, W) float32, nonnegative after preprocess
-    frame_rate: float = 0.0
+    frame_rate: float = 0.0                 # after temporal binning
+    input_rate: float = 0.0                 # of the recording as read (config, file, or assumed)
     baseline: np.ndarray | None = None      # (H, W)
     mean_image: np.ndarray | None = None    # (H, W)
     footprints: np.ndarray | None = None    # (K, H, W), peak 1
@@ -65,6 +66,30 @@ def _stage_load(state: RunState) -> None:
     movie = state.movie
     state.report.info(f"input: {movie}")
     state.attrs.update(input_identity(movie))
+    state.input_rate, state.attrs["frame_rate_source"] = _input_frame_rate(cfg, movie, state.report)
+
+
+#: The frame rate assumed when neither the config nor the file gives one.
+ASSUMED_FRAME_RATE = 10.0
+
+
+def _input_frame_rate(cfg, movie, report) -> tuple[float, str]:
+    """The recording's frame rate and where it came from: the config (input.frame_rate, --frame-rate
+    or a keyword; it wins over the file, with a warning when they disagree), the file's metadata, or
+    assumed (10 Hz, with a warning: ΔF/F windows, spike kinetics and time axes depend on it)."""
+    stated = getattr(movie, "frame_rate", None)
+    if cfg.frame_rate is not None:
+        if stated and abs(stated - cfg.frame_rate) > 1e-3 * stated:
+            report.warn(f"input.frame_rate = {cfg.frame_rate:g} Hz disagrees with the {stated:g} Hz that "
+                        f"{movie.source} states; using {cfg.frame_rate:g} Hz as configured")
+        return float(cfg.frame_rate), "config"
+    if stated:
+        report.info(f"frame rate {stated:g} Hz, as the file states")
+        return float(stated), "file"
+    report.warn(f"the frame rate is not set and {movie.source} does not state it: assuming "
+                f"{ASSUMED_FRAME_RATE:g} Hz. Set input.frame_rate (--frame-rate HZ); ΔF/F windows, spike "
+                "kinetics and time axes depend on it")
+    return ASSUMED_FRAME_RATE, "assumed"
 
 
 def _stage_prepare(state: RunState) -> None:
@@ -74,13 +99,14 @@ def _stage_prepare(state: RunState) -> None:
         need = estimate_run_memory(shape, _planned_rank(cfg))
     else:
         diameter = cfg.input.cell_diameter and cfg.input.cell_diameter / cfg.preprocess.spatial_bin
-        need = estimate_local_memory(shape, diameter, cfg.input.frame_rate / cfg.preprocess.temporal_bin,
+        need = estimate_local_memory(shape, diameter, state.input_rate / cfg.preprocess.temporal_bin,
                                      cfg.detect.summary_rate, n_jobs=resolve_n_jobs(cfg.detect.n_jobs),
                                      tile_size=cfg.detect.tile_size,
                                      max_binned_frames=cfg.detect.max_binned_frames)
     free = available_memory()
     out = None
     if need > 0.8 * free:
+        _check_fits_on_disk(state, shape, need, free)
         # Too big for memory: keep the prepared frames in a disk-backed array; NMF streams them.
         state.report.warn(f"the run needs about {format_bytes(need)} but {format_bytes(free)} is free: "
                           f"frames go to a temporary file in {state.scratch} and NMF streams them "
@@ -92,7 +118,26 @@ def _stage_prepare(state: RunState) -> None:
         state.frames = pre.prepare_frames(state.movie, cfg.input, cfg.preprocess, out=out,
                                           progress=lambda n: advance(n))
     pre.check_not_constant(state.frames, state.movie.source)
-    state.frame_rate = cfg.input.frame_rate / cfg.preprocess.temporal_bin
+    state.frame_rate = state.input_rate / cfg.preprocess.temporal_bin
+
+
+def _check_fits_on_disk(state: RunState, shape, need: int, free: int) -> None:
+    """Refuse, before any work, a run that fits neither in memory nor as a scratch file on disk
+    (e.g. a file declaring 10^6 frames of 4096 x 4096): streaming it would only fail later."""
+    import shutil
+
+    frames_bytes = int(np.prod(shape, dtype=np.float64)) * 4
+    disk = shutil.disk_usage(state.scratch).free
+    if frames_bytes <= 0.9 * disk:
+        return
+    T, H, W = state.movie.shape
+    raise MemoryBudgetError(
+        f"{state.movie.source}: the movie declares {T} x {H} x {W} frames; the run needs about "
+        f"{format_bytes(need)} of memory ({format_bytes(free)} free), and its prepared frames "
+        f"({' x '.join(map(str, shape))} float32, {format_bytes(frames_bytes)}) do not fit in the "
+        f"{format_bytes(disk)} free on {state.scratch.parent} either. Analyse fewer frames (input.n_frames, "
+        "input.first_frame), crop (preprocess.crop) or bin (preprocess.spatial_bin, preprocess.temporal_bin); "
+        "if the file should not be that large, it is damaged.") from None
 
 
 def _stage_motion(state: RunState) -> None:
@@ -369,7 +414,7 @@ def default_output_path(cfg: Config) -> Path:
     if cfg.output.path:
         return cfg.resolve_path(cfg.output.path)
     path = Path(cfg.input.path)
-    while any(ch in path.name for ch in "*?[") and path.parent != path:
+    while any(ch in path.name for ch in "*?[") and not path.exists() and path.parent != path:
         path = path.parent  # a glob such as session1/*.tif: name the result after its folder
     stem = path.stem or "movie"
     return Path.cwd() / f"{stem}_caimg" / "result.h5"
@@ -486,6 +531,8 @@ def _run_locked(cfg, report, movie, out_path, figures, started) -> Result:
                 if cfg.figures.enabled if figures is None else figures:
                     _write_figures(result, out_path.parent / "figures", cfg, report,
                                    movie=_analysed_movie(state))
+        except MemoryBudgetError:
+            raise  # already says what to do
         except MemoryError:
             raise MemoryBudgetError(f"ran out of memory in stage {name!r}. Crop or bin the movie "
                                     "(preprocess.crop, spatial_bin, temporal_bin) or analyse fewer frames.") from None

@@ -383,7 +383,9 @@ def load_truth(path):
         if f.attrs.get("kind") != TRUTH_KIND:
             raise InputError(f"load_truth: '{p}' is HDF5 but not a caimg_nmf synthetic truth "
                              f"file (attribute kind != '{TRUTH_KIND}').") from None
-        d = {k: f[k][()] for k in f.keys()}
+        from .io.hdf5 import list_datasets, read_dataset
+
+        d = {name.lstrip("/"): read_dataset(f[name], name, p) for name, _ in list_datasets(f, p)}
         a = dict(f.attrs)
     return SyntheticMovie(
         movie=None, footprints=d["footprints"], traces=d["traces"], baselines=d["baselines"],

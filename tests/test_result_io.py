@@ -95,5 +95,5 @@ def test_load_errors(tmp_path):
     p = tmp_path / "other.h5"
     with h5py.File(p, "w") as f:
         f["x"] = 1
-    with pytest.raises(InputError, match="not a caimg_nmf result"):
+    with pytest.raises(InputError, match="not a valid caimg_nmf result"):
         Result.load(p)

@@ -69,7 +69,8 @@ class Result:
                 or self.roi_masks.shape != self.footprints.shape or self.dff.shape != self.traces.shape \
                 or self.mean_image.shape != self.footprints.shape[1:]:
             raise InputError(
-                f"inconsistent result shapes: footprints {self.footprints.shape}, traces {self.traces.shape}, "
+                "not a valid caimg_nmf result: inconsistent result shapes: "
+                f"footprints {self.footprints.shape}, traces {self.traces.shape}, "
                 f"dff {self.dff.shape}, roi_masks {self.roi_masks.shape}, mean_image {self.mean_image.shape}; "
                 "expected (K,H,W), (K,T), (K,T), (K,H,W), (H,W).") from None
 
@@ -151,24 +152,76 @@ class Result:
         except OSError as exc:
             raise InputError(f"{path}: not a readable HDF5 result file ({exc}).") from None
         with fh:
-            missing = [n for n in _CORE if n not in fh]
-            if missing or "schema_version" not in fh.attrs:
-                raise InputError(f"{path}: not a caimg_nmf result (missing {', '.join(missing) or 'schema_version'}).") from None
-            version = int(fh.attrs["schema_version"])
-            if version > SCHEMA_VERSION:
-                raise InputError(f"{path}: result schema v{version} is newer than this caimg_nmf reads "
-                                 f"(v{SCHEMA_VERSION}); upgrade caimg_nmf.") from None
-            core = {n: fh[n][()] for n in _CORE}
-            loss = fh["nmf/loss"][()] if "nmf/loss" in fh else np.zeros(0)
-            extras = {}
-
-            def visit(name, obj):
-                if isinstance(obj, h5py.Dataset) and name not in _CORE and name != "nmf/loss":
-                    extras[name] = _read_dataset(obj)
-
-            fh.visititems(visit)
-            attrs = {k: _read_attr(v) for k, v in fh.attrs.items()}
+            core, loss, extras, attrs = _read_checked(fh, path)
         return cls(**core, loss=loss, extras=extras, attrs=attrs, path=path)
+
+
+#: Expected rank of each core dataset, and which of (K, T, H, W) its dimensions are.
+_CORE_DIMS = {"footprints": "KHW", "traces": "KT", "dff": "KT", "roi_masks": "KHW", "mean_image": "HW"}
+
+
+def _invalid(path, why):
+    raise InputError(f"{path}: not a valid caimg_nmf result: {why}.") from None
+
+
+def _read_checked(fh, path):
+    """Check a result file's schema, links, kinds, ranks, shapes and declared sizes, then read it."""
+    import h5py
+
+    from .hdf5 import check_declared_size, check_links, read_dataset
+
+    missing = [n for n in _CORE if n not in fh and fh.get(n, getlink=True) is None]
+    if missing or "schema_version" not in fh.attrs:
+        _invalid(path, f"missing {', '.join('/' + n for n in missing) or 'the schema_version attribute'}")
+    version = fh.attrs["schema_version"]
+    if isinstance(version, (bool, np.bool_)) or not isinstance(version, (int, np.integer)) or version < 1:
+        _invalid(path, f"schema_version is {_read_attr(version)!r}, expected a whole number such as {SCHEMA_VERSION}")
+    if version > SCHEMA_VERSION:
+        raise InputError(f"{path}: result schema v{int(version)} is newer than this caimg_nmf reads "
+                         f"(v{SCHEMA_VERSION}); upgrade caimg_nmf.") from None
+    try:
+        check_links(fh, path, [*_CORE, "nmf/loss"])
+    except InputError as exc:
+        _invalid(path, str(exc).split(": ", 1)[-1].rstrip("."))
+    sizes = {}
+    for name, dims in _CORE_DIMS.items():
+        obj = fh[name]
+        if not isinstance(obj, h5py.Dataset):
+            _invalid(path, f"/{name} is a {type(obj).__name__.lower()}, expected a dataset")
+        if len(obj.shape) != len(dims) or not _numeric(obj.dtype):
+            _invalid(path, f"/{name} is a {len(obj.shape)}-D {obj.dtype} array of shape {obj.shape}, expected "
+                     f"a {len(dims)}-D numeric array ({', '.join(dims)})")
+        for d, n in zip(dims, obj.shape):
+            if sizes.setdefault(d, (n, name))[0] != n:
+                _invalid(path, f"/{name} has shape {obj.shape} but /{sizes[d][1]} says {d} = {sizes[d][0]} "
+                         f"(expected footprints (K, H, W), traces and dff (K, T), roi_masks (K, H, W), "
+                         f"mean_image (H, W))")
+    if "nmf/loss" in fh and not (isinstance(fh["nmf/loss"], h5py.Dataset) and len(fh["nmf/loss"].shape) == 1
+                                 and _numeric(fh["nmf/loss"].dtype)):
+        _invalid(path, "/nmf/loss is not a 1-D numeric dataset (the relative error per NMF iteration)")
+    try:
+        for name in _CORE:
+            check_declared_size(fh[name], "/" + name, path)
+        core = {n: read_dataset(fh[n], "/" + n, path) for n in _CORE}
+        loss = read_dataset(fh["nmf/loss"], "/nmf/loss", path) if "nmf/loss" in fh else np.zeros(0)
+        extras = {}
+        for name, _ in _extra_datasets(fh, path):
+            extras[name] = read_dataset(fh[name], "/" + name, path)
+    except InputError as exc:
+        _invalid(path, str(exc).split(": ", 1)[-1].rstrip("."))
+    attrs = {k: _read_attr(v) for k, v in fh.attrs.items()}
+    return core, loss, extras, attrs
+
+
+def _extra_datasets(fh, path):
+    from .hdf5 import list_datasets
+
+    return [(name.lstrip("/"), shape) for name, shape in list_datasets(fh, path)
+            if name.lstrip("/") not in _CORE and name.lstrip("/") != "nmf/loss"]
+
+
+def _numeric(dtype) -> bool:
+    return np.issubdtype(dtype, np.number) or dtype == bool
 
 
 def _write_extra(fh, name, value):
@@ -194,14 +247,6 @@ def _write_extra(fh, name, value):
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     fh.create_dataset(name, data=arr, **opts)
-
-
-def _read_dataset(ds):
-    import h5py
-
-    if h5py.check_string_dtype(ds.dtype) is not None:
-        return [s.decode() if isinstance(s, bytes) else str(s) for s in ds[()]]
-    return ds[()]
 
 
 def _attr_value(value):
