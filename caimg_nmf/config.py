@@ -2,7 +2,7 @@
 
 The sections (one frozen dataclass per stage, every key declared once with its default, documentation
 and allowed values) are in :mod:`caimg_nmf._config_sections`; this module loads and checks them. Every key has a
-documented default (``caimg-nmf config --defaults`` prints them all as TOML). Unknown sections
+documented default (``caimg-nmf config`` prints them all as TOML, each with its documentation). Unknown sections
 or keys, wrong types and out-of-range values are errors that name the source, the key and the
 valid choices. A loaded :class:`Config` is immutable: stages read it and never change it;
 ``Config.replace`` returns a new one.
