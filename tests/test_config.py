@@ -215,3 +215,12 @@ def test_cli_rank_on_a_config_in_another_folder(two_folders):
                    "--overwrite"])
     assert out.code == 0, out.text
     assert "(60 frames of 16 x 28)" in out.text
+
+
+def test_cli_rank_on_a_movie_relative_to_the_working_folder(two_folders):
+    """`caimg-nmf rank MOVIE`: the default config on that movie, preprocessed as `run` does."""
+    from hostile import run_cli
+
+    out = run_cli(["rank", "rel.tif", "--ranks", "1:2", "--replicates", "2"])
+    assert out.code == 0, out.text
+    assert "movie rel.tif after preprocessing (60 frames of 16 x 28)" in out.text
