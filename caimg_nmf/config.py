@@ -99,7 +99,8 @@ class Config(_make_config_class()):
         merged = self.to_dict()
         for dotted_key, value in {**(overrides or {}), **dotted}.items():
             section, key = _split_dotted(dotted_key)
-            if f"{section}.{key}" in PATH_KEYS:
+            dotted_key = f"{section}.{key}"
+            if dotted_key in PATH_KEYS or (dotted_key == "figures.style" and _names_a_file(value)):
                 value = _absolute_from_cwd(value)
             merged.setdefault(section, {})[key] = value
         return Config.from_dict(merged, source=self.source, base_dir=self.base_dir)
@@ -124,6 +125,14 @@ class Config(_make_config_class()):
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
+    def figure_style(self) -> str:
+        """``figures.style``, where it names a style file beside the config file, as that file's path
+        (a relative path in a config file is relative to the file, as for ``input.path``); a style
+        name (``paper``) or any other value as it is."""
+        style = self.figures.style
+        beside = self.resolve_path(style)
+        return str(beside) if style and not Path(style).expanduser().is_absolute() and beside.is_file() else style
+
 
 def _absolute_from_cwd(value):
     """A path given outside a config file, absolute against the working folder (other values, and
@@ -133,6 +142,11 @@ def _absolute_from_cwd(value):
     if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
         return os.path.abspath(value)
     return value
+
+
+def _names_a_file(value) -> bool:
+    """A figures.style override that names a file in the working folder (not a style name)."""
+    return isinstance(value, (str, os.PathLike)) and bool(os.fspath(value)) and os.path.isfile(value)
 
 
 def load_config(path=None, overrides: dict | None = None) -> Config:

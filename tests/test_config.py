@@ -224,3 +224,30 @@ def test_cli_rank_on_a_movie_relative_to_the_working_folder(two_folders):
     out = run_cli(["rank", "rel.tif", "--ranks", "1:2", "--replicates", "2"])
     assert out.code == 0, out.text
     assert "movie rel.tif after preprocessing (60 frames of 16 x 28)" in out.text
+
+
+def _facecolor_of_figures(folder: Path):
+    import matplotlib.image
+
+    pngs = sorted(folder.glob("*.png"))
+    assert pngs, f"no figures in {folder}"
+    return tuple(round(float(c), 2) for c in matplotlib.image.imread(pngs[0])[0, 0, :3])
+
+
+@pytest.mark.parametrize("given, colour", [("file", (1.0, 0.0, 0.0)), ("--set", (0.0, 0.0, 1.0))])
+def test_style_file_relative_like_other_paths(two_folders, given, colour):
+    """figures.style = "my.mplstyle" written in a config file is the file beside the config (red here);
+    --set figures.style=my.mplstyle names the one in the working folder (blue)."""
+    from hostile import run_cli
+
+    cfg_dir, work = two_folders
+    (cfg_dir / "my.mplstyle").write_text("figure.facecolor: red\n")
+    (work / "my.mplstyle").write_text("figure.facecolor: blue\n")
+    text = _SMALL_RUN.replace("enabled = false", "formats = [\"png\"]\ndpi = 50")
+    if given == "file":
+        text += 'style = "my.mplstyle"\n'
+    (cfg_dir / "c.toml").write_text(text)
+    extra = ["--set", "figures.style=my.mplstyle"] if given == "--set" else []
+    out = run_cli(["run", cfg_dir / "c.toml", "--output", "r.h5", "--quiet", *extra])
+    assert out.code == 0, out.text
+    assert _facecolor_of_figures(work / "figures") == colour
