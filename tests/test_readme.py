@@ -1,5 +1,5 @@
 """The READMEs as a new user reads them (issue 14): every code block runs as written, and every
-config key and command-line flag they mention exists.
+config key and command-line flag they (and the comments of the shipped configs) mention exists.
 
 How a fenced code block is run, by the language after its opening fence:
 
@@ -150,12 +150,15 @@ FILE_NAMES = ("rank.py",)
 
 
 def _readme_code() -> str:
-    """Everything in code: inline `spans` and fenced blocks, of every README."""
+    """Everything in code: inline `spans` and fenced blocks of every README, and the comments of the
+    shipped configs (which name keys and commands too)."""
     out = []
     for path in READMES:
         text = path.read_text(encoding="utf-8")
         out += [b.code for b in fenced_blocks(path)]
         out += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    for path in sorted((REPO / "configs").glob("*.toml")):
+        out += [ln.split("#", 1)[1] for ln in path.read_text(encoding="utf-8").splitlines() if "#" in ln]
     return "\n".join(out)
 
 
@@ -169,7 +172,7 @@ def test_readme_config_keys_exist():
     mentioned |= {(s, k or key) for s, k, key in bracketed}
     assert len(mentioned) > 15  # the README names many keys; a broken pattern must not pass vacuously
     unknown = sorted(f"{s}.{k}" if k else f"[{s}]" for s, k in mentioned if s not in keys or (k and k not in keys[s]))
-    assert not unknown, f"README mentions config keys that do not exist (caimg-nmf config lists them): {unknown}"
+    assert not unknown, f"README or configs/ mention config keys that do not exist (caimg-nmf config lists them): {unknown}"
 
 
 def _subcommand_flags() -> dict[str, set[str]]:
@@ -206,7 +209,7 @@ def test_readme_flags_exist():
             if flag not in flags[command]:
                 unknown.append(f"caimg-nmf {command} {flag}")
     assert seen > 20  # the synopsis alone names more; a broken pattern must not pass vacuously
-    assert not unknown, f"README mentions commands or flags that --help does not know: {unknown}"
+    assert not unknown, f"README or configs/ mention commands or flags that --help does not know: {unknown}"
 
 
 def test_readme_lone_flags_exist():
