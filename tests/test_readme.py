@@ -171,8 +171,9 @@ def test_readme_config_keys_exist():
     mentioned = {(s, k) for s, k in dotted if f"{s}.{k}" not in FILE_NAMES}
     mentioned |= {(s, k or key) for s, k, key in bracketed}
     assert len(mentioned) > 15  # the README names many keys; a broken pattern must not pass vacuously
-    unknown = sorted(f"{s}.{k}" if k else f"[{s}]" for s, k in mentioned if s not in keys or (k and k not in keys[s]))
-    assert not unknown, f"README or configs/ mention config keys that do not exist (caimg-nmf config lists them): {unknown}"
+    unknown = sorted(f"{s}.{k}" if k else f"[{s}]" for s, k in mentioned
+                     if s not in keys or (k and k not in keys[s]))
+    assert not unknown, f"README or configs/ mention config keys that do not exist (see caimg-nmf config): {unknown}"
 
 
 def _subcommand_flags() -> dict[str, set[str]]:
