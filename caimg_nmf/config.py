@@ -94,8 +94,9 @@ class Config(_make_config_class()):
     def replace(self, overrides: dict | None = None, **dotted) -> "Config":
         """Return a new Config with ``{"section.key": value}`` overrides applied and validated.
 
-        A relative path given here (``input.path``, ``output.path``) is relative to the current
-        working folder, not to the config file's: it is made absolute now."""
+        A relative path given here (``input.path``, ``output.path``, and ``figures.style`` when it names
+        a file) is relative to the current working folder, not to the config file's: it is made
+        absolute now."""
         merged = self.to_dict()
         for dotted_key, value in {**(overrides or {}), **dotted}.items():
             section, key = _split_dotted(dotted_key)
