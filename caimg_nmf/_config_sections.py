@@ -30,7 +30,9 @@ def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False,
 class InputConfig:
     section: ClassVar[str] = "input"
     path: str = _key("", "Movie to analyse: a TIFF file, a glob or folder of TIFFs (concatenated in "
-                     "time in natural name order: frame2 before frame10; single-frame files are frames), an HDF5 file, or a .npy file. Relative to the config file.")
+                     "time in natural name order: frame2 before frame10; single-frame files are frames), an "
+                     "HDF5 file, or a .npy file. Relative paths: to the config file's folder when written in a "
+                     "config file, to the working folder when given on the command line or in code.")
     dataset: str = _key("", "HDF5 dataset holding the movie, e.g. '/mov'. Empty: the file's only 3-D dataset.")
     axes: str = _key("TYX", "Axis order of the stored movie: 'TYX' (frames first, as TIFF stores it) or "
                      "'YXT' (height x width x frames, as the NMF primer and MATLAB describe it).",
@@ -148,7 +150,7 @@ class TracesConfig:
 class OutputConfig:
     section: ClassVar[str] = "output"
     path: str = _key("", "Result HDF5 file. Empty: '<input name>_caimg/result.h5' in the current folder. "
-                     "Figures go to a 'figures' folder beside it.")
+                     "Figures go to a 'figures' folder beside it. Relative paths as for input.path.")
     overwrite: bool = _key(False, "Replace an existing result at output.path (atomically).")
 
 

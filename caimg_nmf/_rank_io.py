@@ -85,18 +85,20 @@ def read_matrix(path) -> np.ndarray:
 
 
 def movie_matrix(cfg, quiet=True):
-    """Load and preprocess the configured movie as the pipeline does; return X (pixels x frames)."""
-    from .pipeline import RunState, _stage_load, _stage_prepare, _stage_preprocess
+    """Load and preprocess the configured movie as the pipeline does (every stage before
+    ``factorize``: load, prepare, motion, preprocess); return X (pixels x frames)."""
+    from .pipeline import STAGES, RunState
     from .progress import Reporter
     from .stages.preprocess import flatten
 
+    names = [name for name, _ in STAGES]
+    before_factorize = STAGES[:names.index("factorize")]
     state = RunState(cfg=cfg, report=Reporter(quiet=quiet))
     with tempfile.TemporaryDirectory(prefix=".caimg_nmf-") as scratch:
         state.scratch = Path(scratch)
         try:
-            _stage_load(state)
-            _stage_prepare(state)  # read the frames (subset, crop, binning) as run does
-            _stage_preprocess(state)
+            for _, stage in before_factorize:
+                stage(state)
             return np.array(flatten(state.frames), dtype=np.float32), state.frames.shape
         finally:
             if state.movie is not None:

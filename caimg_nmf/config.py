@@ -2,17 +2,21 @@
 
 The sections (one frozen dataclass per stage, every key declared once with its default, documentation
 and allowed values) are in :mod:`caimg_nmf._config_sections`; this module loads and checks them. Every key has a
-documented default (``caimg-nmf config --defaults`` prints them all as TOML). Unknown sections
+documented default (``caimg-nmf config`` prints them all as TOML, each with its documentation). Unknown sections
 or keys, wrong types and out-of-range values are errors that name the source, the key and the
 valid choices. A loaded :class:`Config` is immutable: stages read it and never change it;
 ``Config.replace`` returns a new one.
 
 Relative paths in a config file (``input.path``, ``output.path``) are relative to the file's
-folder; they are resolved when used (:meth:`Config.resolve_path`), never rewritten in place.
+folder; they are resolved when used (:meth:`Config.resolve_path`), never rewritten in place. Paths
+given any other way (command-line flags and ``--set``, ``run(..., input=...)``, overrides,
+:meth:`Config.replace`) are relative to the working folder at the moment they are given, as a shell
+user expects: they are made absolute then.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -35,7 +39,11 @@ from ._config_sections import (  # noqa: F401
 __all__ = ["Config", "load_config", "read_toml", "SECTIONS", "parse_override", "describe_defaults",
            "InputConfig", "PreprocessConfig", "MotionConfig", "FactorizeConfig", "NMFConfig", "RankConfig",
            "DetectConfig", "CurateConfig", "SomataConfig", "RoisConfig", "TracesConfig", "SpikesConfig", "OutputConfig",
-           "FiguresConfig"]
+           "FiguresConfig", "PATH_KEYS"]
+
+# Keys holding a file path: relative to the config file's folder when written in a file, relative to
+# the working folder when given as an override.
+PATH_KEYS = ("input.path", "output.path")
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,10 +92,17 @@ class Config(_make_config_class()):
         return cfg
 
     def replace(self, overrides: dict | None = None, **dotted) -> "Config":
-        """Return a new Config with ``{"section.key": value}`` overrides applied and validated."""
+        """Return a new Config with ``{"section.key": value}`` overrides applied and validated.
+
+        A relative path given here (``input.path``, ``output.path``, and ``figures.style`` when it names
+        a file) is relative to the current working folder, not to the config file's: it is made
+        absolute now."""
         merged = self.to_dict()
         for dotted_key, value in {**(overrides or {}), **dotted}.items():
             section, key = _split_dotted(dotted_key)
+            dotted_key = f"{section}.{key}"
+            if dotted_key in PATH_KEYS or (dotted_key == "figures.style" and _names_a_file(value)):
+                value = _absolute_from_cwd(value)
             merged.setdefault(section, {})[key] = value
         return Config.from_dict(merged, source=self.source, base_dir=self.base_dir)
 
@@ -111,6 +126,29 @@ class Config(_make_config_class()):
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
+    def figure_style(self) -> str:
+        """``figures.style``, where it names a style file beside the config file, as that file's path
+        (a relative path in a config file is relative to the file, as for ``input.path``); a style
+        name (``paper``) or any other value as it is."""
+        style = self.figures.style
+        beside = self.resolve_path(style)
+        return str(beside) if style and not Path(style).expanduser().is_absolute() and beside.is_file() else style
+
+
+def _absolute_from_cwd(value):
+    """A path given outside a config file, absolute against the working folder (other values, and
+    empty or ``~`` paths, unchanged: validation reports a wrong type)."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return os.path.abspath(value)
+    return value
+
+
+def _names_a_file(value) -> bool:
+    """A figures.style override that names a file in the working folder (not a style name)."""
+    return isinstance(value, (str, os.PathLike)) and bool(os.fspath(value)) and os.path.isfile(value)
+
 
 def load_config(path=None, overrides: dict | None = None) -> Config:
     """Load a TOML config file (or the defaults when ``path`` is None) and apply overrides.
@@ -120,7 +158,8 @@ def load_config(path=None, overrides: dict | None = None) -> Config:
     path : str or Path, optional
         TOML file. Relative paths inside it are relative to its folder.
     overrides : dict, optional
-        ``{"section.key": value}`` applied after the file (e.g. from the command line).
+        ``{"section.key": value}`` applied after the file (e.g. from the command line); paths in
+        them are relative to the working folder.
     """
     if path is None:
         cfg = Config()

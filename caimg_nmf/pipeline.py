@@ -578,5 +578,5 @@ def _write_figures(result, folder, cfg, report, movie=None):
     from .figures import make_figures
 
     written = make_figures(result, folder, movie=movie, formats=cfg.figures.formats,
-                           style=cfg.figures.style, dpi=cfg.figures.dpi)
+                           style=cfg.figure_style(), dpi=cfg.figures.dpi)
     report.info(f"figures: {sum(len(v) for v in written.values())} files in {folder}")

@@ -55,7 +55,7 @@ def test_hdf5_config_yxt(tmp_path, repo, five_cells):
         f["mov"] = np.moveaxis(frames, 0, 2)        # height x width x frames, as the config says
         f["timestamps"] = np.arange(len(frames))
     shutil.copy(repo / "configs" / "hdf5_recording.toml", tmp_path / "c.toml")
-    cfg = load_config(tmp_path / "c.toml", {"output.path": "out/r.h5", "figures.enabled": False})
+    cfg = load_config(tmp_path / "c.toml", {"output.path": str(tmp_path / "out" / "r.h5"), "figures.enabled": False})
     result = caimg_nmf.run(cfg, quiet=True)
     assert result.path == tmp_path / "out" / "r.h5"
     cos, corr = match_report(result.footprints, result.traces, truth)

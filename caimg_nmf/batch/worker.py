@@ -321,7 +321,7 @@ def _check_readable(job, cfg) -> None:
 def _figures(result, folder: Path, cfg, report) -> dict:
     from ..figures import make_figures
 
-    written = make_figures(result, folder, formats=cfg.figures.formats, style=cfg.figures.style,
+    written = make_figures(result, folder, formats=cfg.figures.formats, style=cfg.figure_style(),
                            dpi=cfg.figures.dpi)
     keep = {p.name for paths in written.values() for p in paths}
     for p in folder.iterdir():  # figures of an earlier run that this one did not make
