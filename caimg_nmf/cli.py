@@ -95,7 +95,7 @@ def cmd_demo(args) -> int:
     movie_path = sample_data_path("five_cells.tif")
     cfg = Config().replace({"input.path": str(movie_path), "input.frame_rate": 10.0,
                             "input.cell_diameter": 8.0, "output.path": str(out_dir / "result.h5"),
-                            "output.overwrite": True})
+                            "output.overwrite": _is_demo_result(out_dir / "result.h5", movie_path)})
     result = run(cfg, quiet=args.quiet)
     truth = load_truth(sample_data_path("five_cells_truth.h5"))
     summary = _compare_to_truth(result, truth)
@@ -106,6 +106,18 @@ def cmd_demo(args) -> int:
     print(f"demo: result {result.path}")
     print(f"demo: figures {result.path.parent / 'figures'}")
     return EXIT_OK
+
+
+def _is_demo_result(path: Path, movie_path: Path) -> bool:
+    """Whether ``path`` is a result an earlier demo made (which a new demo replaces); anything else
+    there is refused as an existing file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return str(fh.attrs.get("input_path", "")) == str(Path(movie_path).resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def _compare_to_truth(result, truth) -> str:
@@ -304,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run on the shipped sample movie")
-    p.add_argument("--output", "-o", metavar="DIR", help="result folder (default ./caimg_nmf_demo)")
+    p.add_argument("--output", "-o", metavar="DIR", help="result folder (default ./caimg_nmf_demo); an earlier "
+                   "demo's result there is replaced, any other file is not")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rank", help="choose the number of components K (VAF, cross-validation, stability)")

@@ -569,8 +569,13 @@ def _run_locked(cfg, report, movie, out_path, draw, started) -> Result:
                 result.save(out_path, overwrite=cfg.output.overwrite, inputs=inputs)
                 report.info(f"wrote {out_path}")
                 if draw:
-                    _write_figures(result, out_path.parent / "figures", cfg, report,
-                                   movie=_analysed_movie(state), inputs=[p for _, p in inputs])
+                    try:
+                        _write_figures(result, out_path.parent / "figures", cfg, report,
+                                       movie=_analysed_movie(state), inputs=[p for _, p in inputs])
+                    except OutputError as exc:
+                        raise OutputError(f"the result {out_path} was written, but not all of its figures: "
+                                          f"{exc} Run `caimg-nmf figures {out_path} --overwrite` once that is "
+                                          "fixed.") from None
         except MemoryError:
             raise MemoryBudgetError(f"ran out of memory in stage {name!r}. Crop or bin the movie "
                                     "(preprocess.crop, spatial_bin, temporal_bin) or analyse fewer frames.") from None

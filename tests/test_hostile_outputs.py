@@ -391,3 +391,18 @@ def test_run_refuses_to_replace_another_runs_figures(tmp_path, movie):
     (tmp_path / "out" / "figures" / "contours_mean.png").write_bytes(b"first result's contours")
     expect_cli(["run", "-q", "-i", movie, "-o", tmp_path / "out" / "second.h5"], protect=[movie, tmp_path / "out"],
                message=r"contours_mean\.png already exists \(figures of another run.*--overwrite")
+
+
+def test_demo_does_not_replace_a_users_result(tmp_path, scored):
+    """demo -o DIR where DIR/result.h5 is the user's own result: refused (an earlier demo's is replaced)."""
+    from caimg_nmf.cli import _is_demo_result
+    from caimg_nmf.synthetic import sample_data_path
+
+    os.replace(scored[0], tmp_path / "result.h5")
+    expect_cli(["demo", "-q", "-o", tmp_path], protect=[tmp_path / "result.h5"],
+               message=r"result\.h5 already exists")
+    sample = sample_data_path("five_cells.tif")
+    assert not _is_demo_result(tmp_path / "result.h5", sample)
+    with h5py.File(tmp_path / "result.h5", "a") as fh:
+        fh.attrs["input_path"] = str(sample.resolve())
+    assert _is_demo_result(tmp_path / "result.h5", sample)

@@ -194,10 +194,13 @@ def is_no_space(exc: BaseException) -> bool:
 
 
 def no_space_message(target: Path, need: int | None = None, what: str | None = None) -> str:
-    """"no space left on <folder>: <what> needs about N MB. ..." for a write of ``target``."""
+    """"no space left on <folder>: <what> needs about N MB (M MB free). ..." for a write of ``target``."""
     folder = Path(target).parent
     what = what or Path(target).name
+    free = free_bytes(folder) if need else None
     needs = f": {what} needs about {_megabytes(need)}" if need else f" while writing {what}"
+    if free is not None:
+        needs += f" ({_megabytes(free)} free{', beside the file it replaces' if Path(target).exists() else ''})"
     return (f"no space left on {folder}{needs}. The previous file (if any) is unchanged and nothing was left "
             "behind; free some space or choose another output folder.")
 
