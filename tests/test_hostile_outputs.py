@@ -238,6 +238,18 @@ def test_output_is_a_folder(tmp_path, movie):
                message=r"out is a folder, not a regular file")
 
 
+def test_output_is_a_device_node(tmp_path, movie):
+    """-o names a character device (like /dev/null) --overwrite: refused, the node stays."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o600 | __import__("stat").S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        pytest.skip("making a device node needs root")
+    expect_cli([*RUN, "-i", movie, "-o", node, "--overwrite"], protect=[movie],
+               message=r"null is a character device, not a regular file")
+    assert __import__("stat").S_ISCHR(os.lstat(node).st_mode)
+
+
 # --- 6. names over the file system's limit -----------------------------------------------------------------
 def test_run_output_name_too_long(tmp_path, movie):
     """-o <300 characters>.h5: ENAMETOOLONG, as a message naming the path and the limit."""
@@ -250,6 +262,13 @@ def test_run_output_folder_name_too_long(tmp_path, movie):
     """-o <300 characters>/r.h5: a folder name over the limit; nothing is created."""
     out = tmp_path / ("d" * 300) / "r.h5"
     expect_cli([*RUN, "-i", movie, "-o", out], protect=[movie], message=r"is 300 bytes long.*NAME_MAX = 255")
+    assert sorted(os.listdir(tmp_path)) == ["movie.npy"]
+
+
+def test_run_output_path_too_long(tmp_path, movie):
+    """-o with 25 nested folders of 200 characters: over PATH_MAX; nothing is created."""
+    out = tmp_path.joinpath(*["p" * 200] * 25, "r.h5")
+    expect_cli([*RUN, "-i", movie, "-o", out], protect=[movie], message=r"bytes long.*PATH_MAX = 4096")
     assert sorted(os.listdir(tmp_path)) == ["movie.npy"]
 
 
