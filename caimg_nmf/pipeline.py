@@ -503,7 +503,10 @@ def _open_input(cfg: Config) -> Movie:
 
 def _input_files(cfg: Config, movie: Movie | None) -> list:
     """(what, path) of every file the run reads: the movie's files and the config file."""
-    files = [("input movie", p) for p in (movie.paths if movie is not None else [])]
+    if movie is not None:
+        files = [("input movie", p) for p in movie.paths]
+    else:  # before the movie is opened: its path when that is one file (not a folder or a glob)
+        files = [("input movie", cfg.resolve_path(cfg.input.path))] if cfg.input.path else []
     if cfg.source and not cfg.source.startswith("<"):
         files.append(("config file", cfg.source))
     return files

@@ -66,11 +66,13 @@ RUN = ["run", "--no-figures", "-q"]
 
 
 # --- 1. --overwrite never replaces an input ---------------------------------------------------------------
-@pytest.mark.parametrize("suffix", [".npy", ".tif", ".h5"])
-def test_run_output_is_the_input_movie(tmp_path, suffix):
-    """run -i movie.X -o movie.X --overwrite: the movie would be replaced by the result."""
+@pytest.mark.parametrize("suffix, flags", [(".npy", ["--overwrite"]), (".tif", ["--overwrite"]),
+                                           (".h5", ["--overwrite"]), (".tif", [])])
+def test_run_output_is_the_input_movie(tmp_path, suffix, flags):
+    """run -i movie.X -o movie.X [--overwrite]: the movie would be replaced by the result (without
+    --overwrite too, the message says it is the input rather than suggesting --overwrite)."""
     m = _write_movie(tmp_path / f"movie{suffix}")
-    expect_cli([*RUN, "-i", m, "-o", m, "--overwrite"], protect=[m],
+    expect_cli([*RUN, "-i", m, "-o", m, *flags], protect=[m],
                message=[r"result .*movie\.\w+ is the input movie of this command", "never replaces an input"])
 
 
