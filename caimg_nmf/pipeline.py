@@ -516,12 +516,14 @@ def _check_output(out_path: Path, cfg: Config, draw: bool) -> Path:
     """Refuse at once (before any work) an output that cannot or must not be written: see
     :func:`caimg_nmf.io.atomic.check_output_path`; and, without output.overwrite, figures of
     another run in the figures/ folder beside it."""
-    from .figures import existing_figures
-
     out_path = check_output_path(out_path, overwrite=cfg.output.overwrite, what="result",
                                  inputs=_input_files(cfg, None), reserve=len(".lock"))
-    there = existing_figures(out_path.parent / "figures") if draw else []
-    if there and not cfg.output.overwrite:
+    if not draw or cfg.output.overwrite:
+        return out_path
+    from .figures import existing_figures
+
+    there = existing_figures(out_path.parent / "figures")
+    if there:
         raise OutputError(f"{there[0]} already exists (figures of another run beside {out_path.name}). Pass "
                           "--overwrite (output.overwrite = true) to replace them, --no-figures, or choose another "
                           "output folder.") from None

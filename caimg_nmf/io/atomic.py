@@ -22,9 +22,9 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["atomic_path", "check_writable_dir", "check_output_path", "refuse_inputs", "protected_inputs", "check_name_length",
-           "write_bytes_atomic", "free_bytes", "tmp_prefix", "leftover_owner_gone", "no_space_message", "is_no_space",
-           "SCRATCH_PREFIX", "scratch_prefix", "remove_dead_leftovers"]
+__all__ = ["atomic_path", "check_writable_dir", "check_output_path", "refuse_inputs", "protected_inputs",
+           "check_name_length", "write_bytes_atomic", "free_bytes", "tmp_prefix", "leftover_owner_gone",
+           "no_space_message", "is_no_space", "SCRATCH_PREFIX", "scratch_prefix", "remove_dead_leftovers"]
 
 #: errno values that mean "the disk (or the user's quota) is full"
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
