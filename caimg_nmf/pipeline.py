@@ -518,11 +518,15 @@ def _check_output(out_path: Path, cfg: Config, draw: bool) -> Path:
     another run in the figures/ folder beside it."""
     out_path = check_output_path(out_path, overwrite=cfg.output.overwrite, what="result",
                                  inputs=_input_files(cfg, None), reserve=len(".lock"))
+    figures = out_path.parent / "figures"
+    if draw and os.path.lexists(figures) and not figures.is_dir():
+        raise OutputError(f"{figures} is a file, not a folder for the figures; move it, pass --no-figures, or "
+                          "choose another output folder.") from None
     if not draw or cfg.output.overwrite:
         return out_path
     from .figures import existing_figures
 
-    there = existing_figures(out_path.parent / "figures")
+    there = existing_figures(figures)
     if there:
         raise OutputError(f"{there[0]} already exists (figures of another run beside {out_path.name}). Pass "
                           "--overwrite (output.overwrite = true) to replace them, --no-figures, or choose another "

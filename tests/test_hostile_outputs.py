@@ -427,3 +427,31 @@ def test_demo_does_not_replace_a_users_result(tmp_path, scored):
     with h5py.File(tmp_path / "result.h5", "a") as fh:
         fh.attrs["input_path"] = str(sample.resolve())
     assert _is_demo_result(tmp_path / "result.h5", sample)
+
+
+def test_figures_folder_is_a_file(tmp_path, movie):
+    """out/figures is a file of the user's: refused before the work, not after the result is written."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "figures").write_text("my list of figures to make")
+    expect_cli(["run", "-q", "-i", movie, "-o", tmp_path / "out" / "r.h5"], protect=[movie, tmp_path / "out"],
+               message=r"figures is a file, not a folder for the figures")
+    assert _listing(tmp_path / "out") == ["figures"]
+
+
+def test_output_path_with_a_nul_character(tmp_path, movie):
+    """--set output.path with a NUL character (ValueError deep in os)."""
+    expect_cli([*RUN, "-i", movie, "--set", f'output.path="{tmp_path}/r\\u0000.h5"'], protect=[movie],
+               message=r"holds a NUL character")
+
+
+def test_disk_full_while_writing_the_lock(tmp_path, movie, monkeypatch):
+    """The disk is full when the lock line is written: a clean error, no lock file left."""
+    import caimg_nmf.io.lock as lock
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock.os, "pwrite", full)
+    expect_cli([*RUN, "-i", movie, "-o", tmp_path / "out" / "r.h5"], protect=[movie],
+               message=r"cannot write the lock file .*r\.h5\.lock: No space left on device")
+    assert _listing(tmp_path) == ["movie.npy"]

@@ -132,6 +132,9 @@ def check_output_path(target, *, overwrite: bool = False, inputs=(), what: str =
     Refused (OutputError): a name over the file system's limit; a symbolic link (never written
     through); a folder, FIFO, device or socket; an existing file unless ``overwrite``; one of
     ``inputs`` (see :func:`refuse_inputs`), even with ``overwrite``."""
+    if "\0" in str(target):
+        raise OutputError(f"the {what} path {str(target)!r} holds a NUL character, which no file name may "
+                          "hold; choose another output path.") from None
     target = Path(os.path.abspath(target))
     check_name_length(target, reserve=reserve, what=what)
     try:

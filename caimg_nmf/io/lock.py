@@ -109,8 +109,15 @@ class OutputLock:
                     state = "no longer running" if not pid_alive(pid) else "not holding it (pid reused)"
                     self.warn(f"taking over a stale lock on {self.path.parent} left by pid {pid} on {other or host} "
                               f"({state})")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {host} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {host} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+            except OSError as exc:  # e.g. a full disk
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise LockFileError(f"cannot write the lock file {self.path}: {exc.strerror or exc}. Free some "
+                                    "space or choose another output folder.") from None
             self._fd = fd
             return self
         raise LockedError(f"could not lock {self.path}: it keeps changing; is another run starting?") from None
