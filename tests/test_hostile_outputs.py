@@ -455,3 +455,30 @@ def test_disk_full_while_writing_the_lock(tmp_path, movie, monkeypatch):
     expect_cli([*RUN, "-i", movie, "-o", tmp_path / "out" / "r.h5"], protect=[movie],
                message=r"cannot write the lock file .*r\.h5\.lock: No space left on device")
     assert _listing(tmp_path) == ["movie.npy"]
+
+
+def test_run_killed_mid_way_then_run_again(tmp_path):
+    """SIGKILL a run while it works (as the kernel's OOM killer would); the next run cleans up after it."""
+    import signal
+    import time
+
+    movie = tmp_path / "m.npy"
+    np.save(movie, np.random.default_rng(0).random((1500, 64, 64), dtype=np.float32))
+    out = tmp_path / "out"
+    child = subprocess.Popen([sys.executable, "-m", "caimg_nmf.cli", "run", "-q", "--no-figures", "-i", str(movie),
+                              "-o", str(out / "r.h5")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # the scratch folder exists for the whole run, after the lock is taken
+            if out.is_dir() and any(n.startswith(".caimg_nmf-") for n in os.listdir(out)) or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    if child.returncode != -signal.SIGKILL:
+        pytest.skip("the run finished before it could be killed")
+    left = _listing(out)
+    assert "r.h5.lock" in left and any(n.startswith(".caimg_nmf-r.h5.") for n in left), left
+    expect_cli([*RUN[:-1], "-i", movie, "-o", out / "r.h5"], code=0, protect=[movie],
+               message=[r"taking over a stale lock", r"removed what an earlier run that did not finish left"])
+    assert _listing(out) == ["r.h5"]
