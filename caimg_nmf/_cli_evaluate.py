@@ -57,7 +57,9 @@ def add_evaluate_parser(sub) -> None:
                    "report recall on the true cells visibly active in it")
     p.add_argument("--frame-rate", type=_positive, metavar="HZ", help="frame rate for the activity "
                    "baseline window with --movie (default: the result's)")
-    p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
+    p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON (a new file; see --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="let --json replace an existing file (never the "
+                   "result, the truth or the movie)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -146,9 +148,12 @@ def _table(score, result_path, truth_path, cosine, by_origin=None):
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate, match_footprints
-    from .io.atomic import atomic_path
+    from .io.atomic import atomic_path, check_output_path
     from .io.result import Result
 
+    inputs = [("result", args.result), ("truth", args.truth), ("movie", args.movie)]
+    if args.json:  # refused before the work, not after
+        check_output_path(args.json, overwrite=args.overwrite, inputs=inputs, what="--json file")
     result = Result.load(args.result)
     truth_path = Path(args.truth)
     true_masks, true_fp, true_traces = _load_truth(truth_path, result)
@@ -172,7 +177,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         doc = {**score.as_dict(), "result": str(Path(args.result).resolve()),
                "truth": str(truth_path.resolve()), "cosine": cosine, "by_origin": by_origin}
-        with atomic_path(Path(args.json)) as tmp:
+        with atomic_path(Path(args.json), overwrite=args.overwrite, inputs=inputs) as tmp:
             tmp.write_text(json.dumps(doc, indent=2) + "\n")
     print(str(score) if args.quiet else _table(score, args.result, args.truth, cosine, by_origin))
     if args.json and not args.quiet:

@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input or usage (the message says what and how to fi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from ._cli_evaluate import add_evaluate_parser
 from ._version import __version__
 from .errors import CaimgError
+from .io.atomic import check_output_path, protected_inputs
 
 __all__ = ["main", "build_parser"]
 
@@ -33,7 +35,11 @@ def _overrides_from_args(args) -> dict:
                       ("cell_diameter", "input.cell_diameter"), ("frame_rate", "input.frame_rate")):
         value = getattr(args, flag, None)
         if value is not None:
-            overrides[key] = str(Path(value).resolve()) if flag in ("input", "output") else value
+            if flag == "input":
+                value = str(Path(value).resolve())
+            elif flag == "output":  # not resolved: a link at the output is refused, never written through
+                value = os.path.abspath(value)
+            overrides[key] = value
     if getattr(args, "overwrite", False):
         overrides["output.overwrite"] = True
     if getattr(args, "no_figures", False):
@@ -50,7 +56,8 @@ def _add_run_options(p):
     p.add_argument("--frame-rate", type=float, metavar="HZ", help="frames per second of the recording")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set nmf.solver=mu (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing result (and the figures of the "
+                   "run that made it); never an input of the run")
     p.add_argument("--no-figures", action="store_true", help="skip figures")
 
 
@@ -88,7 +95,7 @@ def cmd_demo(args) -> int:
     movie_path = sample_data_path("five_cells.tif")
     cfg = Config().replace({"input.path": str(movie_path), "input.frame_rate": 10.0,
                             "input.cell_diameter": 8.0, "output.path": str(out_dir / "result.h5"),
-                            "output.overwrite": True})
+                            "output.overwrite": _is_demo_result(out_dir / "result.h5", movie_path)})
     result = run(cfg, quiet=args.quiet)
     truth = load_truth(sample_data_path("five_cells_truth.h5"))
     summary = _compare_to_truth(result, truth)
@@ -99,6 +106,18 @@ def cmd_demo(args) -> int:
     print(f"demo: result {result.path}")
     print(f"demo: figures {result.path.parent / 'figures'}")
     return EXIT_OK
+
+
+def _is_demo_result(path: Path, movie_path: Path) -> bool:
+    """Whether ``path`` is a result an earlier demo made (which a new demo replaces); anything else
+    there is refused as an existing file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return str(fh.attrs.get("input_path", "")) == str(Path(movie_path).resolve())
+    except (OSError, ValueError):
+        return False
 
 
 def _compare_to_truth(result, truth) -> str:
@@ -129,9 +148,11 @@ def cmd_rank(args) -> int:
     is_matrix = suffix in _MATRIX_SUFFIXES
     if is_matrix and suffix == ".npy" and data.is_file():
         is_matrix = len(_rank_io.npy_header(data)[0]) == 2  # a 3-D .npy is a movie
+    out_dir = Path(os.path.abspath(args.output or "."))
     if is_matrix:
         if overrides:
             raise CaimgError("--set applies to a config file or movie, not to a plain matrix.")
+        inputs = _rank_outputs_checked(out_dir, args.overwrite, data)
         X, what = _rank_io.read_matrix(data), f"matrix {data.name}"
         rc, seed, solver, max_iter, n_jobs = None, 0, "hals", 300, 1
         default_ranks = f"1:{min(10, min(X.shape))}"
@@ -141,6 +162,7 @@ def cmd_rank(args) -> int:
         cfg = load_config(data if suffix == ".toml" else None, overrides)
         if not cfg.input.path:
             raise CaimgError(f"{data}: the config has no input.path; set the movie to analyse.")
+        inputs = _rank_outputs_checked(out_dir, args.overwrite, data, cfg)
         X, shape = _rank_io.movie_matrix(cfg, quiet=args.quiet)
         rc, seed, solver = cfg.rank, cfg.nmf.seed, cfg.nmf.solver
         max_iter, n_jobs = cfg.nmf.max_iter, cfg.nmf.n_jobs
@@ -151,12 +173,6 @@ def cmd_rank(args) -> int:
         (rc.methods if rc else ("vaf", "cv", "stability"))
     replicates = args.replicates or (rc.replicates if rc else 5)
     holdout = args.holdout if args.holdout is not None else (rc.holdout if rc else 0.1)
-    out_dir = Path(args.output or ".").resolve()
-    if not args.overwrite:
-        there = [out_dir / n for n in _rank_io.OUTPUT_NAMES if (out_dir / n).exists()]
-        if there:
-            raise CaimgError(f"{there[0]} already exists. Pass --overwrite to replace it, or choose "
-                             "another --output folder.")
     report = Reporter(quiet=args.quiet)
     total = count_fits(len(ranks), methods, replicates)
     report.info(f"rank selection on {what}: ranks {ranks[0]}..{ranks[-1]}, {total} fits")
@@ -164,12 +180,26 @@ def cmd_rank(args) -> int:
         sel = select_rank(X, ranks, methods=methods, replicates=replicates, holdout=holdout,
                           random_state=args.seed if args.seed is not None else seed, solver=solver,
                           max_iter=max_iter, n_jobs=args.n_jobs or n_jobs, progress=advance)
-    paths = _rank_io.save_selection(sel, out_dir, overwrite=True, source=str(data))
+    with protected_inputs(inputs):
+        paths = _rank_io.save_selection(sel, out_dir, overwrite=args.overwrite, source=str(data))
     print(sel.table())
     print(sel.reason)
     print(f"recommended rank: {sel.recommended}")
     print(f"wrote {', '.join(str(p) for p in paths)}")
     return EXIT_OK
+
+
+def _rank_outputs_checked(out_dir: Path, overwrite: bool, data: Path, cfg=None) -> list:
+    """Refuse, before any work, rank outputs that exist (without --overwrite) or are one of the files
+    ``caimg-nmf rank`` reads (the data file, a config's movie); return those inputs."""
+    from ._rank_io import OUTPUT_NAMES
+
+    inputs = [("input", data)]
+    if cfg is not None and cfg.input.path:
+        inputs.append(("input movie", cfg.resolve_path(cfg.input.path)))
+    for name in OUTPUT_NAMES:
+        check_output_path(out_dir / name, overwrite=overwrite, inputs=inputs)
+    return inputs
 
 
 def cmd_info(args) -> int:
@@ -206,8 +236,9 @@ def cmd_figures(args) -> int:
         from .io import load_movie
 
         movie = load_movie(args.movie)
+    inputs = [args.result, args.movie, args.style if args.style and os.path.isfile(args.style) else None]
     written = make_figures(args.result, out_dir, movie=movie, formats=tuple(args.format or ("png", "pdf")),
-                           style=args.style, dpi=args.dpi)
+                           style=args.style, dpi=args.dpi, overwrite=args.overwrite, inputs=inputs)
     for name, paths in written.items():
         print(f"{name}: {', '.join(str(p) for p in paths)}")
     return EXIT_OK
@@ -216,8 +247,9 @@ def cmd_figures(args) -> int:
 def cmd_export(args) -> int:
     from .export import export
 
-    written = export(args.result, args.to, args.out or _default_export_path(args.result, args.to),
-                     overwrite=True)
+    with protected_inputs([("result", args.result)]):
+        written = export(args.result, args.to, args.out or _default_export_path(args.result, args.to),
+                         overwrite=args.overwrite)
     for path in (written if isinstance(written, (list, tuple)) else [written]):
         print(path)
     return EXIT_OK
@@ -283,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run on the shipped sample movie")
-    p.add_argument("--output", "-o", metavar="DIR", help="result folder (default ./caimg_nmf_demo)")
+    p.add_argument("--output", "-o", metavar="DIR", help="result folder (default ./caimg_nmf_demo); an earlier "
+                   "demo's result there is replaced, any other file is not")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rank", help="choose the number of components K (VAF, cross-validation, stability)")
@@ -314,12 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", action="append", choices=("png", "pdf", "svg"), help="repeatable; default png and pdf")
     p.add_argument("--dpi", type=int, default=300)
     p.add_argument("--movie", metavar="PATH", help="the registered movie, for the reconstruction figure")
+    p.add_argument("--overwrite", action="store_true", help="replace the figures already in the folder (figure "
+                   "names only: footprints*, contours_*, traces_*, ...); the figures an earlier run wrote there "
+                   "and this one does not are removed. Other files are never touched")
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("export", help="export a result to NWB, an ImageJ ROI set, or CSV")
     p.add_argument("result", help="result HDF5 file")
     p.add_argument("--to", required=True, choices=("nwb", "imagej", "csv"))
     p.add_argument("--out", metavar="PATH", help="output file (default: beside the result)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing export files (never the result)")
     p.set_defaults(func=cmd_export)
     add_evaluate_parser(sub)
 

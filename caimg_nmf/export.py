@@ -16,9 +16,6 @@ Every file is written atomically (temporary file in the same folder, then rename
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .io.atomic import atomic_path, check_writable_dir
+from .io.atomic import atomic_path
 
 __all__ = ["export", "EXPORTERS", "export_csv", "export_imagej", "export_nwb", "mask_polygon", "cell_names"]
 
@@ -43,26 +40,10 @@ def cell_names(n: int) -> list[str]:
     return [f"cell_{k:0{width}d}" for k in range(n)]
 
 
-@contextlib.contextmanager
 def _atomic_suffixed(target: Path, overwrite: bool = True):
-    """Like :func:`caimg_nmf.io.atomic.atomic_path` but the temporary file keeps ``target``'s
-    suffix (some writers pick their format from it)."""
-    target = Path(target)
-    if target.exists() and not overwrite:
-        from .errors import OutputError
-
-        raise OutputError(f"{target} already exists; pass overwrite=True or choose another path.") from None
-    check_writable_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """:func:`caimg_nmf.io.atomic.atomic_path` whose temporary file keeps ``target``'s suffix (some
+    writers pick their format from it)."""
+    return atomic_path(target, overwrite=overwrite, suffix=Path(target).suffix)
 
 
 # -- CSV ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ files, progress, timings, memory checks and provenance.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import time
 import warnings
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, load_config
-from .errors import ConfigError, InputError, MemoryBudgetError
+from .errors import ConfigError, MemoryBudgetError, OutputError
+from .io.atomic import check_output_path, check_writable_dir, refuse_inputs, remove_dead_leftovers
+from .io.lock import OutputLock
 from .io.movie import Movie, load_movie
 from .io.provenance import input_identity, provenance_attrs
 from .io.result import Result
@@ -495,28 +498,108 @@ def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool =
     report = reporter or Reporter(quiet=quiet)
     started = time.perf_counter()
     out_path = default_output_path(cfg) if save else None
-    if out_path is not None and out_path.exists() and not cfg.output.overwrite:
-        raise InputError(f"{out_path} already exists. Pass --overwrite (output.overwrite = true) to "
-                         "replace it, or choose another --output.") from None
+    draw = save and (cfg.figures.enabled if figures is None else figures)
+    if out_path is not None:
+        out_path = _check_output(out_path, cfg, draw)
+    opened = None
     if movie is not None and not isinstance(movie, Movie):
         movie = load_movie(np.asarray(movie), axes=cfg.input.axes, check_axes=cfg.input.check_axes)
-    lock = None
-    if out_path is not None:
-        from .io.atomic import check_writable_dir
-        from .io.lock import OutputLock
-
-        check_writable_dir(out_path.parent)
-        # One writer per result: a second run to the same output is refused while this one runs.
-        lock = OutputLock(out_path.with_name(out_path.name + ".lock"), what="result", warn=report.warn).acquire()
+    elif movie is None and out_path is not None:
+        # open the input before the output folder is made: a bad input leaves nothing behind
+        opened = movie = _open_input(cfg)
+    lock = created = None
     try:
-        return _run_locked(cfg, report, movie, out_path, figures, started)
+        if out_path is not None:
+            created = _make_output_folder(out_path, cfg, movie)
+            # One writer per result: a second run to the same output is refused while this one runs.
+            lock = OutputLock(out_path.with_name(out_path.name + ".lock"), what="result", warn=report.warn).acquire()
+            removed = remove_dead_leftovers(out_path)
+            if removed:
+                report.warn(f"removed what an earlier run that did not finish left in {out_path.parent}: "
+                            f"{', '.join(removed)}")
+        return _run_locked(cfg, report, movie, out_path, draw, started)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+            lock = None
+        _remove_if_unused(created, out_path)
+        raise
     finally:
         if lock is not None:
             lock.release()
+        if opened is not None:
+            opened.close()
 
 
-def _run_locked(cfg, report, movie, out_path, figures, started) -> Result:
-    with tempfile.TemporaryDirectory(prefix=".caimg_nmf-", dir=out_path.parent if out_path else None) as scratch:
+def _open_input(cfg: Config) -> Movie:
+    path = cfg.resolve_path(cfg.input.path) if cfg.input.path else ""
+    return load_movie(path, dataset=cfg.input.dataset, axes=cfg.input.axes, check_axes=cfg.input.check_axes)
+
+
+def _input_files(cfg: Config, movie: Movie | None) -> list:
+    """(what, path) of every file the run reads: the movie's files and the config file."""
+    if movie is not None:
+        files = [("input movie", p) for p in movie.paths]
+    else:  # before the movie is opened: its path when that is one file (not a folder or a glob)
+        files = [("input movie", cfg.resolve_path(cfg.input.path))] if cfg.input.path else []
+    if cfg.source and not cfg.source.startswith("<"):
+        files.append(("config file", cfg.source))
+    return files
+
+
+def _check_output(out_path: Path, cfg: Config, draw: bool) -> Path:
+    """Refuse at once (before any work) an output that cannot or must not be written: see
+    :func:`caimg_nmf.io.atomic.check_output_path`; and, without output.overwrite, figures of
+    another run in the figures/ folder beside it."""
+    out_path = check_output_path(out_path, overwrite=cfg.output.overwrite, what="result",
+                                 inputs=_input_files(cfg, None), reserve=len(".lock"))
+    figures = out_path.parent / "figures"
+    if draw and os.path.lexists(figures) and not figures.is_dir():
+        raise OutputError(f"{figures} is a file, not a folder for the figures; move it, pass --no-figures, or "
+                          "choose another output folder.") from None
+    if not draw or cfg.output.overwrite:
+        return out_path
+    from .figures import existing_figures
+
+    there = existing_figures(figures)
+    if there:
+        raise OutputError(f"{there[0]} already exists (figures of another run beside {out_path.name}). Pass "
+                          "--overwrite (output.overwrite = true) to replace them, --no-figures, or choose another "
+                          "output folder.") from None
+    return out_path
+
+
+def _make_output_folder(out_path: Path, cfg: Config, movie: Movie | None):
+    """Check the output against the inputs, create its folder; return the topmost folder created
+    (None if it existed), for :func:`_remove_if_unused`."""
+    inputs = _input_files(cfg, movie)
+    check_output_path(out_path, overwrite=cfg.output.overwrite, what="result", inputs=inputs, reserve=len(".lock"))
+    refuse_inputs(out_path.with_name(out_path.name + ".lock"), inputs, what="lock file")
+    missing = [p for p in (out_path.parent, *out_path.parent.parents) if not os.path.lexists(p)]
+    check_writable_dir(out_path.parent)
+    return missing[-1] if missing else None
+
+
+def _remove_if_unused(created: Path | None, out_path: Path | None) -> None:
+    """After a failed run: remove the folders it created, if nothing was written into them."""
+    if created is None:
+        return
+    folder = out_path.parent
+    while True:
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            return
+        if folder == created:
+            return
+        folder = folder.parent
+
+
+def _run_locked(cfg, report, movie, out_path, draw, started) -> Result:
+    from .io.atomic import scratch_prefix
+
+    prefix = scratch_prefix(out_path.name) if out_path else ".caimg_nmf-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=out_path.parent if out_path else None) as scratch:
         state = RunState(cfg=cfg, report=report, movie=movie, scratch=Path(scratch))
         timings = {}
         try:
@@ -526,11 +609,17 @@ def _run_locked(cfg, report, movie, out_path, figures, started) -> Result:
                 timings[name] = round(time.perf_counter() - t0, 3)
             result = _assemble(state, timings, time.perf_counter() - started)
             if out_path is not None:
-                result.save(out_path, overwrite=cfg.output.overwrite)
+                inputs = _input_files(cfg, state.movie)
+                result.save(out_path, overwrite=cfg.output.overwrite, inputs=inputs)
                 report.info(f"wrote {out_path}")
-                if cfg.figures.enabled if figures is None else figures:
-                    _write_figures(result, out_path.parent / "figures", cfg, report,
-                                   movie=_analysed_movie(state))
+                if draw:
+                    try:
+                        _write_figures(result, out_path.parent / "figures", cfg, report,
+                                       movie=_analysed_movie(state), inputs=[p for _, p in inputs])
+                    except OutputError as exc:
+                        raise OutputError(f"the result {out_path} was written, but not all of its figures: "
+                                          f"{exc} Run `caimg-nmf figures {out_path} --overwrite` once that is "
+                                          "fixed.") from None
         except MemoryBudgetError:
             raise  # already says what to do
         except MemoryError:
@@ -574,9 +663,10 @@ def _analysed_movie(state: RunState) -> Movie:
     return Movie(reader, shape, np.float32, f"{movie.source} (as analysed)", movie.paths)
 
 
-def _write_figures(result, folder, cfg, report, movie=None):
+def _write_figures(result, folder, cfg, report, movie=None, inputs=()):
     from .figures import make_figures
 
+    # figures of another run there were refused at the start unless output.overwrite is set
     written = make_figures(result, folder, movie=movie, formats=cfg.figures.formats,
-                           style=cfg.figure_style(), dpi=cfg.figures.dpi)
+                           style=cfg.figure_style(), dpi=cfg.figures.dpi, overwrite=True, inputs=inputs)
     report.info(f"figures: {sum(len(v) for v in written.values())} files in {folder}")

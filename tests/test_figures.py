@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 from matplotlib.image import imread  # noqa: E402
 
 from caimg_nmf.errors import InputError  # noqa: E402
+from caimg_nmf.figures import MANIFEST  # noqa: E402
 from caimg_nmf.figures import (OKABE_ITO, cell_colors, contours, footprint_montage, make_figures,  # noqa: E402
                                montage_pages, motion_shifts, nmf_loss, rank_selection, reconstruct_frames,
                                reconstruction, rejected, save_figure, traces_heatmap, traces_stacked)
@@ -274,7 +275,8 @@ def test_make_figures_writes_everything_that_applies(tmp_path):
         assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"]
         assert paths[1].read_bytes()[:4] == b"%PDF"
         assert imread(paths[0]).ndim == 3
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
+    # no temporary file left; the one hidden file is the list of figures written (for a re-run)
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == [MANIFEST]
     with pytest.raises(InputError, match="format"):
         make_figures(r, tmp_path, formats=("gif",))
 

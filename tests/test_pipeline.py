@@ -9,7 +9,7 @@ import tifffile
 import caimg_nmf
 import caimg_nmf.synthetic
 from caimg_nmf.config import load_config
-from caimg_nmf.errors import CaimgError, ConfigError, InputError
+from caimg_nmf.errors import CaimgError, ConfigError, InputError, OutputError
 from conftest import match_report
 
 
@@ -75,7 +75,7 @@ def test_rank_too_large_and_existing_output(tmp_path, five_cells):
         caimg_nmf.run(movie=np.random.default_rng(0).random((6, 4, 4)), method="whole", rank=7, save=False, quiet=True)
     out = tmp_path / "r.h5"
     caimg_nmf.run(input=movie_path, output=out, method="whole", rank=2, figures=False, quiet=True)
-    with pytest.raises(InputError, match="already exists.*--overwrite"):
+    with pytest.raises(OutputError, match="already exists.*--overwrite"):
         caimg_nmf.run(input=movie_path, output=out, method="whole", rank=2, figures=False, quiet=True)
 
 

@@ -17,10 +17,12 @@ Cells are coloured with the style's colour cycle (Okabe–Ito, colour-blind safe
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..io.atomic import atomic_path, check_writable_dir
 from ._common import OKABE_ITO, SkipFigure, builtin_styles, cell_colors, log, resolve_style, styled
 from .diagnostics import default_frames, nmf_loss, rank_selection, reconstruct_frames, reconstruction
@@ -32,17 +34,25 @@ __all__ = ["make_figures", "save_figure", "footprint_montage", "contours", "trac
            "cell_colors", "montage_pages", "default_frames", "reconstruct_frames", "OKABE_ITO", "FORMATS"]
 
 FORMATS = ("png", "pdf", "svg")
+#: file names :func:`make_figures` writes (a re-run replaces them; nothing else in the folder is touched)
+FIGURE_NAME = re.compile(r"^(footprints(_p\d{2,})?|contours_mean|contours_correlation|traces_dff|traces_heatmap|"
+                         r"spikes_heatmap|reconstruction|motion_shifts|rank_selection|rejected|nmf_loss)"
+                         r"\.(png|pdf|svg)$")
+#: the list of files the last :func:`make_figures` wrote into a folder, kept in that folder
+MANIFEST = ".caimg_nmf_figures.json"
 
 
-def save_figure(fig, path_stem, formats=("png", "pdf"), dpi: int = 300) -> list[Path]:
+def save_figure(fig, path_stem, formats=("png", "pdf"), dpi: int = 300, *, overwrite: bool = True,
+                inputs=()) -> list[Path]:
     """Write ``fig`` as ``<path_stem>.<fmt>`` for each format, each atomically (temporary file in
-    the same folder, then ``os.replace``). Returns the paths written."""
+    the same folder, then ``os.replace``). An existing file is replaced only with ``overwrite``,
+    never when it is one of ``inputs``. Returns the paths written."""
     formats = _check_formats(formats)
     stem = Path(path_stem)
     written = []
     for fmt in formats:
         target = stem.parent / f"{stem.name}.{fmt}"
-        with atomic_path(target) as tmp:
+        with atomic_path(target, overwrite=overwrite, inputs=inputs) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi)
         written.append(target)
     return written
@@ -86,10 +96,43 @@ def _open_input_movie(result):
     return load_movie(source, **kwargs)
 
 
+def existing_figures(out_dir) -> list[Path]:
+    """The figure files (names :func:`make_figures` writes) already in ``out_dir``."""
+    try:
+        return sorted(Path(out_dir) / e.name for e in os.scandir(out_dir) if FIGURE_NAME.match(e.name))
+    except OSError:
+        return []
+
+
+def _retire_old_figures(out_dir: Path, written: dict) -> None:
+    """Remove the figures an earlier make_figures wrote into ``out_dir`` that this one did not
+    write again (e.g. ``footprints_p03.png`` of a result with more cells), then record what this
+    one wrote. Only files listed in the folder's manifest go (without a manifest, from an older
+    version: files with the names make_figures writes); a user's other files are never touched."""
+    from ..io.atomic import write_bytes_atomic
+
+    new = sorted(p.name for paths in written.values() for p in paths)
+    try:
+        old = json.loads((out_dir / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        old = [p.name for p in existing_figures(out_dir)]
+    for name in set(map(str, old if isinstance(old, list) else [])) - set(new):
+        path = out_dir / name
+        if FIGURE_NAME.match(name) and path.is_file() and not path.is_symlink():
+            path.unlink()
+            log.info("figure %s of an earlier run removed", name)
+    write_bytes_atomic(out_dir / MANIFEST, (json.dumps({"files": new}, indent=1) + "\n").encode())
+
+
 def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="paper", dpi: int = 300,
-                 frames=None, max_cells: int = 30, per_page: int = 100) -> dict[str, list[Path]]:
+                 frames=None, max_cells: int = 30, per_page: int = 100, overwrite: bool = True,
+                 inputs=()) -> dict[str, list[Path]]:
     """Write every figure that applies to ``result`` (a Result or a path to a result file) into
     ``out_dir``; returns ``{figure name: [paths written]}``.
+
+    Figures already in ``out_dir`` are replaced only with ``overwrite`` (then the figures an earlier
+    call wrote there and this one does not, such as extra montage pages, are removed; see
+    :data:`MANIFEST`); no figure is ever written over one of ``inputs`` (paths).
 
     Figures without data (no motion shifts, no rank selection, no rejected components, no
     movie…) are skipped with a log message. The reconstruction uses ``movie`` when given, else the
@@ -102,6 +145,10 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
     out_dir = Path(out_dir)
     check_writable_dir(out_dir, "figures")
     resolve_style(style)  # fail early on a bad style
+    there = existing_figures(out_dir)
+    if there and not overwrite:
+        raise OutputError(f"{there[0]} already exists ({len(there)} figure file(s) in {out_dir}). Pass --overwrite "
+                          "to replace the figures there, or choose another folder.") from None
     written: dict[str, list[Path]] = {}
 
     def emit(name, build):
@@ -110,7 +157,7 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
         except SkipFigure as why:
             log.info("figure %s skipped: %s", name, why)
             return
-        written[name] = save_figure(fig, out_dir / name, formats, dpi)
+        written[name] = save_figure(fig, out_dir / name, formats, dpi, overwrite=overwrite, inputs=inputs)
         fig.clear()
         log.info("figure %s written: %s", name, ", ".join(p.name for p in written[name]))
 
@@ -146,4 +193,5 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
         emit("rank_selection", lambda: rank_selection(result, style=False))
         emit("rejected", lambda: rejected(result, style=False))
         emit("nmf_loss", lambda: nmf_loss(result, style=False))
+    _retire_old_figures(out_dir, written)
     return written

@@ -5,6 +5,10 @@ The kernel drops the flock when the process dies, so on the same host a lock lef
 process (killed, crashed) is recognised and taken over with a warning; the pid and host in the
 file say who holds a live one. A lock written by another host cannot be checked from here: it is
 refused, and the message says which file to delete if no run is in progress there.
+
+The lock file is opened with ``O_NOFOLLOW`` and taken over only when it is a regular file with a
+single link that holds a lock line (or nothing): a symbolic link, hard link, special file or a
+user's file planted at the lock's name is refused, never truncated.
 """
 from __future__ import annotations
 
@@ -14,13 +18,17 @@ import socket
 import time
 from pathlib import Path
 
-from ..errors import CaimgError
+from ..errors import CaimgError, OutputError
 
-__all__ = ["OutputLock", "LockedError", "pid_alive"]
+__all__ = ["OutputLock", "LockedError", "LockFileError", "pid_alive"]
 
 
 class LockedError(CaimgError):
     """Another run is writing this output."""
+
+
+class LockFileError(LockedError, OutputError):
+    """Something that is not our lock file (a link, a user's file, a FIFO) sits at the lock's path."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -37,9 +45,18 @@ def pid_alive(pid: int) -> bool:
 
 def _read(path: Path) -> tuple[int, str, str]:
     try:
-        parts = path.read_text().split()
+        with open(path, "rb") as fh:  # a lock line is short; a user's big file is not read whole
+            return _parse(fh.read(256))
+    except OSError:
+        return 0, "", ""
+
+
+def _parse(line: bytes) -> tuple[int, str, str]:
+    """(pid, host, since) of a lock line ``pid host time``, or (0, "", "")."""
+    try:
+        parts = line.decode(errors="replace").split()
         return int(parts[0]), parts[1], " ".join(parts[2:])
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return 0, "", ""
 
 
@@ -60,7 +77,7 @@ class OutputLock:
         host = socket.gethostname()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(20):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -77,7 +94,11 @@ class OutputLock:
             if not same:  # the holder removed it between our open and flock: try again
                 os.close(fd)
                 continue
-            pid, other, since = _read(self.path)
+            pid, other, since = _parse(os.pread(fd, 256, 0))
+            if not pid and os.fstat(fd).st_size:
+                os.close(fd)
+                raise LockFileError(f"{self.path} exists and is not a caimg_nmf lock file; it is left as it is. "
+                                    "Move it away, or choose another output path.") from None
             if pid and other and other != host:
                 os.close(fd)
                 raise LockedError(
@@ -88,11 +109,40 @@ class OutputLock:
                     state = "no longer running" if not pid_alive(pid) else "not holding it (pid reused)"
                     self.warn(f"taking over a stale lock on {self.path.parent} left by pid {pid} on {other or host} "
                               f"({state})")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {host} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {host} {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
+            except OSError as exc:  # e.g. a full disk
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise LockFileError(f"cannot write the lock file {self.path}: {exc.strerror or exc}. Free some "
+                                    "space or choose another output folder.") from None
             self._fd = fd
             return self
         raise LockedError(f"could not lock {self.path}: it keeps changing; is another run starting?") from None
+
+    def _open(self) -> int:
+        """Open (creating it if absent) the lock file, refusing anything but a plain file of ours."""
+        import stat
+
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if os.path.islink(self.path):
+                raise LockFileError(f"the lock file {self.path} is a symbolic link (to {os.readlink(self.path)}); "
+                                    "caimg_nmf does not write through links. Remove the link (no run is using "
+                                    "it) and run again.") from None
+            raise LockFileError(f"cannot create the lock file {self.path}: {exc.strerror or exc}. Choose "
+                                "another output path.") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            what = "has other hard links" if stat.S_ISREG(st.st_mode) else "is not a regular file"
+            raise LockFileError(f"the lock file {self.path} {what}; it is left as it is. Remove it (no run is "
+                                "using it) and run again.") from None
+        return fd
 
     def release(self) -> None:
         if self._fd is None:

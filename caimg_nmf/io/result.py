@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .atomic import atomic_path
 
 __all__ = ["Result", "SCHEMA_VERSION"]
 
@@ -116,28 +115,40 @@ class Result:
         return f"Result({self.n_cells} cells, {T} frames of {H} x {W}{', from ' + str(self.path) if self.path else ''})"
 
     # -- HDF5 -------------------------------------------------------------------------------
-    def save(self, path, *, overwrite: bool = True) -> Path:
-        """Write the result to ``path`` atomically (temporary file, then rename)."""
-        import h5py
+    def save(self, path, *, overwrite: bool = True, inputs=()) -> Path:
+        """Write the result to ``path`` atomically (temporary file, then rename).
 
-        path = Path(path)
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            with h5py.File(tmp, "w") as fh:
-                opts = dict(compression="gzip", compression_opts=4, shuffle=True)
-                fh.create_dataset("footprints", data=self.footprints, **(opts if self.footprints.size else {}))
-                fh.create_dataset("traces", data=self.traces)
-                fh.create_dataset("dff", data=self.dff)
-                fh.create_dataset("roi_masks", data=self.roi_masks.astype(np.uint8),
-                                  **(opts if self.roi_masks.size else {}))
-                fh.create_dataset("mean_image", data=self.mean_image)
-                fh.create_dataset("nmf/loss", data=np.asarray(self.loss, np.float64))
-                for name, value in self.extras.items():
-                    _write_extra(fh, name.strip("/"), value)
-                attrs = {"schema_version": SCHEMA_VERSION, "n_cells": self.n_cells, **self.attrs}
-                for key, value in attrs.items():
-                    fh.attrs[key] = _attr_value(value)
+        The HDF5 file is built in memory and written with plain ``os.write``: a full disk is then a
+        clean OutputError naming the size needed (HDF5 writing into a full disk can crash the
+        interpreter), and no partial file is left. ``inputs`` are files ``path`` must never be
+        (see :func:`caimg_nmf.io.atomic.refuse_inputs`)."""
+        from .atomic import check_output_path, write_bytes_atomic
+
+        path = check_output_path(path, overwrite=overwrite, inputs=inputs)
+        write_bytes_atomic(path, self.to_bytes(), overwrite=overwrite, inputs=inputs, what="the result")
         self.path = path
         return path
+
+    def to_bytes(self) -> bytes:
+        """The result as the bytes of an HDF5 file (schema v1), built in memory."""
+        import h5py
+
+        with h5py.File(f"caimg_nmf-result-{id(self)}.h5", "w", driver="core", backing_store=False) as fh:
+            opts = dict(compression="gzip", compression_opts=4, shuffle=True)
+            fh.create_dataset("footprints", data=self.footprints, **(opts if self.footprints.size else {}))
+            fh.create_dataset("traces", data=self.traces)
+            fh.create_dataset("dff", data=self.dff)
+            fh.create_dataset("roi_masks", data=self.roi_masks.astype(np.uint8),
+                              **(opts if self.roi_masks.size else {}))
+            fh.create_dataset("mean_image", data=self.mean_image)
+            fh.create_dataset("nmf/loss", data=np.asarray(self.loss, np.float64))
+            for name, value in self.extras.items():
+                _write_extra(fh, name.strip("/"), value)
+            attrs = {"schema_version": SCHEMA_VERSION, "n_cells": self.n_cells, **self.attrs}
+            for key, value in attrs.items():
+                fh.attrs[key] = _attr_value(value)
+            fh.flush()
+            return fh.id.get_file_image()
 
     @classmethod
     def load(cls, path) -> "Result":
