@@ -71,7 +71,7 @@ def read_matrix(path) -> np.ndarray:
 
 def movie_matrix(cfg, quiet=True):
     """Load and preprocess the configured movie as the pipeline does; return X (pixels x frames)."""
-    from .pipeline import RunState, _stage_load, _stage_preprocess
+    from .pipeline import RunState, _stage_load, _stage_prepare, _stage_preprocess
     from .progress import Reporter
     from .stages.preprocess import flatten
 
@@ -80,6 +80,7 @@ def movie_matrix(cfg, quiet=True):
         state.scratch = Path(scratch)
         try:
             _stage_load(state)
+            _stage_prepare(state)
             _stage_preprocess(state)
             return np.array(flatten(state.frames), dtype=np.float32), state.frames.shape
         finally:

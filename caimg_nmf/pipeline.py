@@ -92,7 +92,21 @@ def _stage_prepare(state: RunState) -> None:
         state.frames = pre.prepare_frames(state.movie, cfg.input, cfg.preprocess, out=out,
                                           progress=lambda n: advance(n))
     pre.check_not_constant(state.frames, state.movie.source)
+    _offset_negative_movie(state)
     state.frame_rate = cfg.input.frame_rate / cfg.preprocess.temporal_bin
+
+
+def _offset_negative_movie(state: RunState) -> None:
+    """A movie with negative values (an acquisition offset) is shifted to >= 0; say so, record it."""
+    offset = pre.offset_to_nonnegative(state.frames)
+    state.attrs["input_offset"] = offset
+    if offset:
+        state.report.warn(
+            f"the movie has negative values (minimum {-offset:g}), as recordings with a digitizer offset "
+            f"have: {offset:g} was added to every pixel so that NMF sees values >= 0. Baseline, background and "
+            f"mean image are in movie units plus {offset:g} (attribute input_offset), and ΔF/F's F0 counts "
+            "from that zero: the acquisition's true zero is not known (ΔF/F is too small if it lies above "
+            "the movie's minimum, e.g. at the dark level, too large if below)")
 
 
 def _stage_motion(state: RunState) -> None:
@@ -518,6 +532,7 @@ def _analysed_movie(state: RunState) -> Movie:
     def reader(a, b):
         window = dataclasses.replace(cfg.input, first_frame=cfg.input.first_frame + a * tb, n_frames=(b - a) * tb)
         frames = pre.prepare_frames(movie, window, cfg.preprocess, min_frames=1)
+        frames += np.float32(state.attrs.get("input_offset", 0.0))   # as the frames analysed
         if state.motion is not None:
             from .stages.motion import apply_motion
 
