@@ -29,17 +29,20 @@ def check_writable_dir(folder: Path, what: str = "output") -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target, *, overwrite: bool = True):
+def atomic_path(target, *, overwrite: bool = True, keep_suffix: bool = False):
     """Yield a temporary path to write; on success it is renamed to ``target``.
 
     On any exception the temporary file is removed and ``target`` is left as it was.
+    ``keep_suffix``: the temporary name ends with ``target``'s suffix (``….tmp.nwb``), for
+    writers that pick or check the format by it.
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists. Pass --overwrite (output.overwrite = true) to "
                           "replace it, or choose another --output.") from None
     check_writable_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    suffix = ".tmp" + (target.suffix if keep_suffix else "")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp makes the file private (0600); results are for the lab to read: use the usual mode.
