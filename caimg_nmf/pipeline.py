@@ -524,7 +524,8 @@ def _assemble(state: RunState, timings: dict, elapsed: float) -> Result:
 
 def _analysed_movie(state: RunState) -> Movie:
     """A lazy view of the movie as analysed (frame subset, crop, binning; registered when motion
-    correction ran), read again from the input for figures, without keeping it all in memory."""
+    correction ran), read again from the input for figures, without keeping it all in memory.
+    Without ``input_offset`` (a movie with negative values): figures add it, as to a user's movie."""
     cfg, movie = state.cfg, state.movie
     shape = pre.output_shape(movie.shape, cfg.input, cfg.preprocess)
     tb = cfg.preprocess.temporal_bin
@@ -532,7 +533,6 @@ def _analysed_movie(state: RunState) -> Movie:
     def reader(a, b):
         window = dataclasses.replace(cfg.input, first_frame=cfg.input.first_frame + a * tb, n_frames=(b - a) * tb)
         frames = pre.prepare_frames(movie, window, cfg.preprocess, min_frames=1)
-        frames += np.float32(state.attrs.get("input_offset", 0.0))   # as the frames analysed
         if state.motion is not None:
             from .stages.motion import apply_motion
 

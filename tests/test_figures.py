@@ -239,6 +239,16 @@ def test_reconstruction_matches_planted_movie():
         reconstruction(r, movie[:, :10])
 
 
+def test_reconstruction_of_a_movie_with_negative_values():
+    """The result is in movie units plus input_offset (a movie with negative values was shifted up);
+    the movie the user gives (`figures --movie`) is as recorded."""
+    r, movie = planted(K=4)
+    r.attrs["input_offset"] = 312.0
+    fig = reconstruction(r, movie - 312.0, frames=[3, 50])
+    resid = fig.axes[2].get_images()[0].get_array()
+    assert np.abs(resid).max() < 1e-2
+
+
 def test_reconstruction_uses_input_path_when_it_exists(tmp_path, caplog):
     r, movie = planted(K=2)
     with caplog.at_level(logging.INFO, logger="caimg_nmf.figures"):
