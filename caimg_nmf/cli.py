@@ -203,7 +203,7 @@ def _rank_outputs_checked(out_dir: Path, overwrite: bool, data: Path, cfg=None) 
 
 
 def cmd_info(args) -> int:
-    from .io.result import Result
+    from .io.result import Result, stored_datasets
 
     result = Result.load(args.result)
     a = result.attrs
@@ -215,12 +215,8 @@ def cmd_info(args) -> int:
              f"  cells: {result.n_cells}; frames: {result.n_frames} at {result.frame_rate:g} Hz; frame {H} x {W}",
              f"  run time: {a.get('elapsed_s')} s; stages: {a.get('stage_timings')}",
              "  datasets:"]
-    core = {"footprints": result.footprints, "traces": result.traces, "dff": result.dff,
-            "roi_masks": result.roi_masks, "mean_image": result.mean_image, "nmf/loss": result.loss}
-    for name, arr in {**core, **result.extras}.items():
-        shape = getattr(arr, "shape", (len(arr),))
-        dtype = getattr(arr, "dtype", "str")
-        lines.append(f"    /{name} {tuple(shape)} {dtype}")
+    for name, shape, dtype in stored_datasets(args.result):   # as stored in the file
+        lines.append(f"    /{name} {shape} {dtype}")
     if args.config:
         lines += ["  config:", *("    " + l for l in result.config_toml.splitlines())]
     print("\n".join(lines))

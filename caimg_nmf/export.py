@@ -2,17 +2,19 @@
 
 ``export(result, to, out_path)`` with ``to`` one of :data:`EXPORTERS`:
 
-- ``"csv"``: traces as CSV (header ``time_s,cell_0,cell_1,…``, one row per frame); ΔF/F and
+- ``"csv"``: traces as CSV (header ``time_s,cell_000,cell_001,…``, one row per frame); ΔF/F and
   spikes (when present) beside it as ``<stem>_dff.csv`` / ``<stem>_spikes.csv``, and a cell table
-  ``<stem>_cells.csv`` (id, centroid, area). ``out_path`` is a ``.csv`` file or a folder (then
+  ``<stem>_cells.csv`` (name, origin, centroid, area). ``out_path`` is a ``.csv`` file or a folder (then
   ``traces.csv``, ``dff.csv``… inside it).
 - ``"imagej"``: an ImageJ/Fiji ROI set (``.zip``), one polygon per cell traced around its mask,
   named ``cell_000``…; needs ``roifile`` (``pip install caimg_nmf[imagej]``).
 - ``"nwb"``: an NWB file with an ImagingPlane and an ``ophys`` module holding
-  ImageSegmentation/PlaneSegmentation (image masks = footprints), Fluorescence (traces) and
-  DfOverF (ΔF/F); needs ``pynwb`` (``pip install caimg_nmf[nwb]``).
+  ImageSegmentation/PlaneSegmentation (image masks = footprints, gzip-compressed; columns
+  ``cell_name`` and ``origin``), Fluorescence (traces) and DfOverF (ΔF/F); needs ``pynwb`` (``pip install caimg_nmf[nwb]``).
 
-Every file is written atomically (temporary file in the same folder, then rename).
+Cells are named as everywhere else (:func:`caimg_nmf.io.result.cell_names`: ``cell_000``…).
+Every file is written atomically (temporary file in the same folder, then rename), with the
+user's umask.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from .errors import InputError
 from .io.atomic import atomic_path
+from .io.result import cell_names
 
 __all__ = ["export", "EXPORTERS", "export_csv", "export_imagej", "export_nwb", "mask_polygon", "cell_names"]
 
@@ -32,18 +35,6 @@ def _result(result):
     from .io import Result
 
     return result if isinstance(result, Result) else Result.load(result)
-
-
-def cell_names(n: int) -> list[str]:
-    """``cell_000``, ``cell_001``, … (wider when there are 1000 cells or more)."""
-    width = max(3, len(str(max(n - 1, 0))))
-    return [f"cell_{k:0{width}d}" for k in range(n)]
-
-
-def _atomic_suffixed(target: Path, overwrite: bool = True):
-    """:func:`caimg_nmf.io.atomic.atomic_path` whose temporary file keeps ``target``'s suffix (some
-    writers pick their format from it)."""
-    return atomic_path(target, overwrite=overwrite, suffix=Path(target).suffix)
 
 
 # -- CSV ---------------------------------------------------------------------------------------
@@ -55,14 +46,30 @@ def _csv_targets(out_path: Path):
     return folder / "traces.csv", lambda what: folder / f"{what}.csv"
 
 
-def _write_table(path: Path, header: list[str], columns: list[np.ndarray], overwrite: bool):
+def _write_table(path: Path, header: list[str], columns: list, overwrite: bool):
+    """A CSV table: ``columns`` are numeric arrays (written as %.9g) or lists of strings."""
     with atomic_path(path, overwrite=overwrite) as tmp:
-        data = np.column_stack(columns) if columns else np.zeros((0, len(header)))
         with open(tmp, "w", newline="") as fh:
             fh.write(",".join(header) + "\n")
-            if data.size:
-                np.savetxt(fh, data, delimiter=",", fmt="%.9g")
+            if not columns or not len(columns[0]):
+                return path
+            if all(isinstance(c, np.ndarray) for c in columns):
+                np.savetxt(fh, np.column_stack(columns), delimiter=",", fmt="%.9g")
+            else:
+                import csv
+
+                text = [c if not isinstance(c, np.ndarray) else [f"{v:.9g}" for v in c] for c in columns]
+                csv.writer(fh, lineterminator="\n").writerows(zip(*text))
     return path
+
+
+def _origins(result) -> list[str]:
+    """``/cells/origin`` (activity or mean image) per cell; results without it (the whole method,
+    older files) found every cell from activity."""
+    origin = result.get("cells/origin")
+    if origin is not None and len(origin) == result.n_cells:
+        return [str(o) for o in origin]
+    return ["activity"] * result.n_cells
 
 
 def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
@@ -72,7 +79,7 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
     traces_path, sibling = _csv_targets(out_path)
     K, T = result.traces.shape
     time_s = np.arange(T) / result.frame_rate
-    names = [f"cell_{k}" for k in range(K)]
+    names = cell_names(K)
     header = ["time_s"] + names
     written = []
     tables = [(traces_path, result.traces), (sibling("dff"), result.dff)]
@@ -88,8 +95,8 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
     areas = result.get("rois/areas")
     areas = np.asarray(areas, np.float64) if areas is not None and np.size(areas) == K else \
         result.roi_masks.sum(axis=(1, 2)).astype(np.float64)
-    header = ["cell", "centroid_row", "centroid_col", "area_px"]
-    cols = [np.arange(K, dtype=np.float64), cents[:, 0], cents[:, 1], areas]
+    header = ["cell", "origin", "centroid_row", "centroid_col", "area_px"]
+    cols = [names, _origins(result), cents[:, 0], cents[:, 1], areas]
     um = result.attrs.get("pixel_size_um")
     try:
         um = float(um) if um not in (None, "") else None
@@ -103,12 +110,24 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
 
 
 def read_csv(path):
-    """Read a CSV written by :func:`export_csv`: ``(header list, (rows, cols) float array)``."""
-    path = Path(path)
-    with open(path) as fh:
-        header = fh.readline().strip().split(",")
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    return header, data.reshape(-1, len(header))
+    """Read a CSV written by :func:`export_csv`: ``(header list, (rows, cols) array)``, float, or
+    object with the text columns (cell names, origin) as str and the others as float."""
+    import csv
+
+    with open(Path(path), newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    columns = []
+    for j in range(len(header)):
+        values = [row[j] for row in rows]
+        try:
+            columns.append(np.array(values, dtype=np.float64))
+        except ValueError:
+            columns.append(np.array(values, dtype=object))
+    if not rows:
+        return header, np.zeros((0, len(header)))
+    if all(c.dtype == np.float64 for c in columns):
+        return header, np.column_stack(columns)
+    return header, np.column_stack([c.astype(object) for c in columns])
 
 
 # -- ImageJ ------------------------------------------------------------------------------------
@@ -175,7 +194,9 @@ def export_nwb(result, out_path, *, overwrite: bool = True, session_description:
     pynwb = _need("pynwb", "nwb")
     from pynwb.base import Images
     from pynwb.image import GrayscaleImage
-    from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from hdmf.common import VectorData
+    from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel, PlaneSegmentation
 
     result = _result(result)
     out_path = Path(out_path)
@@ -206,13 +227,10 @@ def export_nwb(result, out_path, *, overwrite: bool = True, session_description:
     ophys = nwb.create_processing_module(name="ophys", description="caimg_nmf: NMF cells, traces and ΔF/F")
     seg = ImageSegmentation(name="ImageSegmentation")
     ophys.add(seg)
-    planeseg = seg.create_plane_segmentation(name="PlaneSegmentation", description="NMF footprints (peak 1)",
-                                             imaging_plane=plane)
-    for k in range(result.n_cells):
-        planeseg.add_roi(image_mask=np.asarray(result.footprints[k], np.float32))
-    if result.n_cells == 0:  # keep the (empty) image_mask column so readers accept the table
-        planeseg.add_column(name="image_mask", description="Image masks for each ROI",
-                            data=np.zeros((0, *result.frame_shape), np.float32))
+    planeseg = PlaneSegmentation(name="PlaneSegmentation", description="NMF footprints (peak 1)",
+                                 imaging_plane=plane, id=list(range(result.n_cells)),
+                                 columns=_roi_columns(result, VectorData, H5DataIO))
+    seg.add_plane_segmentation(planeseg)
     region = planeseg.create_roi_table_region(region=list(range(result.n_cells)), description="all cells")
     K, T = result.traces.shape
     fl = Fluorescence(name="Fluorescence")
@@ -232,10 +250,25 @@ def export_nwb(result, out_path, *, overwrite: bool = True, session_description:
         images.append(GrayscaleImage(name="correlation", data=np.asarray(corr, np.float32),
                                      description="local correlation image"))
     ophys.add(Images(name="SummaryImages", images=images, description="summary images"))
-    with _atomic_suffixed(out_path, overwrite=overwrite) as tmp:
+    with atomic_path(out_path, overwrite=overwrite, suffix=out_path.suffix) as tmp:
         with pynwb.NWBHDF5IO(str(tmp), "w") as io_:
             io_.write(nwb)
     return [out_path]
+
+
+def _roi_columns(result, VectorData, H5DataIO):
+    """PlaneSegmentation columns: the footprints as ``image_mask``, gzip-compressed in one chunk per
+    cell (footprints are mostly zeros: 227 cells of 256 x 512 took 124 MB uncompressed), the cells'
+    names and how each was found (``/cells/origin``)."""
+    masks = np.asarray(result.footprints, np.float32)
+    if result.n_cells:
+        masks = H5DataIO(masks, compression="gzip", compression_opts=4, shuffle=True,
+                         chunks=(1, *result.frame_shape))
+    return [VectorData(name="image_mask", description="Image masks for each ROI", data=masks),
+            VectorData(name="cell_name", description="the cell's name in every caimg_nmf output",
+                       data=np.array(cell_names(result.n_cells), dtype=str)),
+            VectorData(name="origin", description="how the cell was found: activity or mean image",
+                       data=np.array(_origins(result), dtype=str))]
 
 
 def _start_time(result):

@@ -121,6 +121,7 @@ def _stage_prepare(state: RunState) -> None:
         state.frames = pre.prepare_frames(state.movie, cfg.input, cfg.preprocess, out=out,
                                           progress=lambda n: advance(n))
     pre.check_not_constant(state.frames, state.movie.source)
+    _offset_negative_movie(state)
     state.frame_rate = state.input_rate / cfg.preprocess.temporal_bin
 
 
@@ -141,6 +142,19 @@ def _check_fits_on_disk(state: RunState, shape, need: int, free: int) -> None:
         f"{format_bytes(disk)} free on {state.scratch.parent} either. Analyse fewer frames (input.n_frames, "
         "input.first_frame), crop (preprocess.crop) or bin (preprocess.spatial_bin, preprocess.temporal_bin); "
         "if the file should not be that large, it is damaged.") from None
+
+
+def _offset_negative_movie(state: RunState) -> None:
+    """A movie with negative values (an acquisition offset) is shifted to >= 0; say so, record it."""
+    offset = pre.offset_to_nonnegative(state.frames)
+    state.attrs["input_offset"] = offset
+    if offset:
+        state.report.warn(
+            f"the movie has negative values (minimum {-offset:g}), as recordings with a digitizer offset "
+            f"have: {offset:g} was added to every pixel so that NMF sees values >= 0. Baseline, background and "
+            f"mean image are in movie units plus {offset:g} (attribute input_offset), and ΔF/F's F0 counts "
+            "from that zero: the acquisition's true zero is not known (ΔF/F is too small if it lies above "
+            "the movie's minimum, e.g. at the dark level, too large if below)")
 
 
 def _stage_motion(state: RunState) -> None:
@@ -646,7 +660,8 @@ def _assemble(state: RunState, timings: dict, elapsed: float) -> Result:
 
 def _analysed_movie(state: RunState) -> Movie:
     """A lazy view of the movie as analysed (frame subset, crop, binning; registered when motion
-    correction ran), read again from the input for figures, without keeping it all in memory."""
+    correction ran), read again from the input for figures, without keeping it all in memory.
+    Without ``input_offset`` (a movie with negative values): figures add it, as to a user's movie."""
     cfg, movie = state.cfg, state.movie
     shape = pre.output_shape(movie.shape, cfg.input, cfg.preprocess)
     tb = cfg.preprocess.temporal_bin

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 from . import _synthetic_parts as parts
-from ._synthetic_matrices import make_factories, make_matrix
+from ._synthetic_matrices import PRIMER_FACTORIES, make_factories, make_matrix
 from ._synthetic_parts import _check, _range, footprints_to_masks
 from .errors import InputError
 
-__all__ = ["SyntheticMovie", "make_movie", "load_truth", "make_factories", "make_matrix",
+__all__ = ["SyntheticMovie", "make_movie", "load_truth", "make_factories", "PRIMER_FACTORIES", "make_matrix",
            "scenario", "SCENARIOS", "sample_data_path", "footprints_to_masks", "TRUTH_KIND"]
 
 TRUTH_KIND = "caimg_nmf.synthetic_truth"

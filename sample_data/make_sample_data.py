@@ -33,8 +33,8 @@ def main():
     s.save_movie(out / "five_cells.tif", dtype=np.uint16)
     s.save_truth(out / "five_cells_truth.h5")
 
-    X, W, H = make_factories(1000, hours=12, n_factories=3, discharge_prob=0.3, noise=0.0,
-                             seed=0)
+    # the primer's own three profiles (their factorization is not unique: examples/lake_factories.py)
+    X, W, H = make_factories(1000, profiles="primer", discharge_prob=0.3, noise=0.0, seed=0)
     np.savetxt(out / "lake_factories.csv", X, delimiter=",", fmt="%.6g")
     np.savez_compressed(out / "lake_factories_truth.npz", W_true=W, H_true=H)
 

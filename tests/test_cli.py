@@ -98,7 +98,7 @@ def test_figures_and_export_commands(tmp_path, five_cells):
     code, stdout, stderr = cli("export", out, "--to", "csv", "--out", tmp_path / "t.csv")
     assert code == 0, stderr
     header = (tmp_path / "t.csv").read_text().splitlines()[0]
-    assert header.split(",") == ["time_s"] + [f"cell_{k}" for k in range(5)]
+    assert header.split(",") == ["time_s"] + [f"cell_{k:03d}" for k in range(5)]   # one naming (io.result.cell_names)
     code, _, stderr = cli("export", out, "--to", "xls")
     assert code == 2 and "invalid choice" in stderr
 

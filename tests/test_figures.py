@@ -59,7 +59,7 @@ def planted(K=4, H=40, W=48, T=120, fr=FR, px=None, seed=0, extras=True):
 
 
 def cell_lines(ax):
-    return [ln for ln in ax.get_lines() if ln.get_label().startswith("cell ")]
+    return [ln for ln in ax.get_lines() if ln.get_label().startswith("cell_")]
 
 
 # -- contours ------------------------------------------------------------------------------------
@@ -72,14 +72,14 @@ def test_contours_one_line_per_cell_in_cell_colours(background):
     assert len(lines) == 5
     colors = cell_colors(5)
     for k, ln in enumerate(lines):
-        assert ln.get_label() == f"cell {k}"
+        assert ln.get_label() == f"cell_{k:03d}"          # as in every output (io.result.cell_names)
         assert matplotlib.colors.same_color(ln.get_color(), colors[k])
         # the outline surrounds the planted centre
         x, y = ln.get_xdata(), ln.get_ydata()
         cy, cx = np.argwhere(r.masks[k]).mean(axis=0)
         assert np.nanmin(x) < cx < np.nanmax(x) and np.nanmin(y) < cy < np.nanmax(y)
     ids = [t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("cell_id_")]
-    assert ids == [str(k) for k in range(5)]
+    assert ids == [f"{k:03d}" for k in range(5)]
     assert background.capitalize() in ax.get_title()
 
 
@@ -126,7 +126,7 @@ def test_traces_stacked_axes_units_range_and_colours():
     assert "ΔF/F" in ax.get_ylabel()
     assert ax.get_xlim() == pytest.approx((0, 120 / FR))
     lines = cell_lines(ax)
-    assert [ln.get_label() for ln in lines] == [f"cell {k}" for k in range(4)]
+    assert [ln.get_label() for ln in lines] == [f"cell_{k:03d}" for k in range(4)]
     contour_colors = [ln.get_color() for ln in cell_lines(contours(r).axes[0])]
     assert all(matplotlib.colors.same_color(a.get_color(), b) for a, b in zip(lines, contour_colors))
     # cell 0 on top, in the same order as the ids
@@ -194,7 +194,7 @@ def test_montage_ids_and_pages():
     shown = [a for a in fig.axes if a.get_visible()]
     assert len(shown) == 7
     ids = [t.get_text() for a in shown for t in a.texts]
-    assert ids == [str(k) for k in range(7)]
+    assert ids == [f"{k:03d}" for k in range(7)]
     assert montage_pages(250) == 3 and montage_pages(0) == 1
     big, _ = planted(K=230, H=60, W=60, T=20, extras=False)
     last = footprint_montage(big, page=2)
@@ -238,6 +238,16 @@ def test_reconstruction_matches_planted_movie():
     assert np.abs(resid).max() < 1e-2
     with pytest.raises(InputError, match="shape"):
         reconstruction(r, movie[:, :10])
+
+
+def test_reconstruction_of_a_movie_with_negative_values():
+    """The result is in movie units plus input_offset (a movie with negative values was shifted up);
+    the movie the user gives (`figures --movie`) is as recorded."""
+    r, movie = planted(K=4)
+    r.attrs["input_offset"] = 312.0
+    fig = reconstruction(r, movie - 312.0, frames=[3, 50])
+    resid = fig.axes[2].get_images()[0].get_array()
+    assert np.abs(resid).max() < 1e-2
 
 
 def test_reconstruction_uses_input_path_when_it_exists(tmp_path, caplog):

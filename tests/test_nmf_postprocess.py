@@ -129,7 +129,64 @@ def test_estimator_round_trip():
     assert "n_components=4" in repr(model)
     with pytest.raises(InputError, match="features"):
         model.transform(X[:, :5])
-    with pytest.raises(InputError, match="unknown keyword"):
+    with pytest.raises(TypeError, match="alpha"):    # parameters are the signature's (sklearn rule)
         NMF(3, alpha=1.0)
     with pytest.raises(InputError, match="not fitted"):
         NMF(3).transform(X)
+
+
+def test_estimator_in_sklearn_pipeline():
+    """Pipeline.transform / inverse_transform, clone and the HTML repr need a real sklearn estimator."""
+    pipeline_mod = pytest.importorskip("sklearn.pipeline")
+    from sklearn.base import clone
+    X, _, _ = planted()
+    pipe = pipeline_mod.Pipeline([("nmf", NMF(4, random_state=0, tol=1e-9, max_iter=1000))])
+    W = pipe.fit_transform(X)
+    np.testing.assert_allclose(pipe.transform(X) @ pipe["nmf"].components_, X, atol=1e-5 * X.max())
+    np.testing.assert_allclose(pipe.inverse_transform(W), W @ pipe["nmf"].components_)
+    assert "NMF" in pipe._repr_html_()
+    copy = clone(pipe["nmf"])
+    assert copy.get_params() == pipe["nmf"].get_params() and not hasattr(copy, "components_")
+    assert list(pipe.get_feature_names_out()) == ["nmf0", "nmf1", "nmf2", "nmf3"]
+
+
+def test_estimator_passes_sklearn_check_estimator():
+    """Every scikit-learn estimator check passes (none needs to be marked expected-to-fail)."""
+    pytest.importorskip("sklearn")
+    from sklearn.utils.estimator_checks import check_estimator
+    results = check_estimator(NMF(), on_fail=None)
+    failed = {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
+    assert failed == {}
+    assert sum(r["status"] == "passed" for r in results) >= 40
+
+
+def test_estimator_negative_x_refused_with_sklearn_message():
+    pytest.importorskip("sklearn")
+    X, _, _ = planted()
+    with pytest.raises(InputError, match="Negative values in data passed to NMF.*subtract the minimum"):
+        NMF(3).fit(X - X.mean())
+
+
+def test_estimator_without_sklearn(tmp_path):
+    """The core imports and the estimator works (params, repr, fit) with sklearn not importable."""
+    import subprocess
+    import sys
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "import numpy as np\n"
+        "from caimg_nmf.nmf import NMF\n"
+        "m = NMF(3, max_iter=50)\n"
+        "assert repr(m) == 'NMF(n_components=3, max_iter=50)', repr(m)\n"
+        "assert m.set_params(tol=1e-3) is m and m.get_params()['tol'] == 1e-3\n"
+        "W = m.fit_transform(np.random.default_rng(0).random((20, 10)))\n"
+        "assert W.shape == (20, 3) and m.transform(np.ones((2, 10))).shape == (2, 3)\n"
+        "try:\n"
+        "    m.set_params(alpha=1)\n"
+        "except ValueError as e:\n"
+        "    assert 'no parameter' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('set_params accepted alpha')\n"
+        "assert 'sklearn' not in [b.__module__.split('.')[0] for b in NMF.__mro__]\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

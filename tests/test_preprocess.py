@@ -67,3 +67,58 @@ def test_bad_geometry():
     c = cfg(**{"input.first_frame": 4})
     with pytest.raises(InputError, match="only 1 frame"):
         prepare_frames(load_movie(np.ones((5, 4, 4), np.float32)), c.input, c.preprocess)
+
+
+def _negative_int16_copy(src, dst, shift):
+    """The movie as a ScanImage-style int16 recording: everything ``shift`` lower, background < 0."""
+    import tifffile
+
+    movie = tifffile.imread(src).astype(np.int32) - shift
+    tifffile.imwrite(dst, movie.astype(np.int16))
+    return int(movie.min())
+
+
+@pytest.mark.parametrize("method", ["local", "whole"])
+def test_negative_background_movie_finds_the_same_cells(tmp_path, five_cells, method, capsys):
+    """A user ran an int16 movie whose acquisition offset puts the background below 0 (0 cells found before)."""
+    import caimg_nmf
+    from conftest import match_report
+
+    movie_path, truth = five_cells
+    lowest = _negative_int16_copy(movie_path, tmp_path / "neg.tif", shift=2000)
+    assert lowest < 0 and np.median(load_movie(tmp_path / "neg.tif")[:]) < 0
+    opts = dict(cell_diameter=8, figures=False, overrides={"factorize.method": method})
+    if method == "whole":
+        opts["rank"] = 5
+    found = {}
+    # the whole method's percentile baseline already coped; the local method found 0 cells
+    runs = (("shifted", movie_path), ("negative", tmp_path / "neg.tif"))[method == "whole":]
+    for name, path in runs:
+        result = caimg_nmf.run(input=path, output=tmp_path / f"{name}.h5", **opts)
+        assert result.n_cells == 5, (name, found)
+        cos, corr = match_report(result.footprints, result.traces, truth)
+        found[name] = (result.n_cells, len(cos), cos.min(), corr.min())
+        assert cos.min() >= 0.9 and corr.min() >= 0.9, (name, found)
+    back = caimg_nmf.Result.load(tmp_path / "negative.h5")
+    assert back.attrs["input_offset"] == -lowest
+    if method == "local":
+        assert caimg_nmf.Result.load(tmp_path / "shifted.h5").attrs["input_offset"] == 0
+    log = capsys.readouterr()
+    assert f"negative values (minimum {lowest})" in log.out + log.err
+    assert f"{-lowest} was added" in log.out + log.err
+
+
+def test_offset_to_nonnegative_adds_minus_the_minimum():
+    from caimg_nmf.stages.preprocess import offset_to_nonnegative
+
+    rng = np.random.default_rng(1)
+    frames = (rng.random((600, 5, 4)) * 100 - 30).astype(np.float32)
+    frames[437, 2, 3] = -312.0                      # the minimum in a later chunk
+    before = frames.copy()
+    offset = offset_to_nonnegative(frames)
+    assert offset == 312.0
+    np.testing.assert_array_equal(frames, before + np.float32(312.0))
+    assert frames.min() == 0
+    again = frames.copy()
+    assert offset_to_nonnegative(frames) == 0.0   # nonnegative: untouched
+    np.testing.assert_array_equal(frames, again)

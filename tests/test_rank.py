@@ -29,7 +29,8 @@ def test_planted_rank_4_is_recommended(seed):
 
 
 def test_lake_and_factories_recommends_3():
-    X, _, _ = make_factories(400, noise=0.02, seed=0)
+    # unique profiles (each factory has hours of its own); the primer's own are not: examples/lake_factories.py
+    X, _, _ = make_factories(400, profiles="gaussian", noise=0.02, seed=0)
     sel = select_rank(X, "1:6", replicates=3, max_iter=200)
     assert sel.recommended == 3 and sel.elbow == 3, sel.table()
     assert sel.stability[2] > 0.99 and sel.stability[3:].max() < sel.stability[2]
@@ -83,7 +84,7 @@ def cli(*args, cwd=None):
 
 
 def test_cli_on_csv(tmp_path):
-    X, _, _ = make_factories(300, noise=0.02, seed=1)
+    X, _, _ = make_factories(300, profiles="gaussian", noise=0.02, seed=1)
     np.savetxt(tmp_path / "lake.csv", X, delimiter=",")
     code, out, err = cli("rank", tmp_path / "lake.csv", "--ranks", "1:5", "--replicates", "3",
                          "--output", tmp_path / "out", "--quiet")
@@ -164,3 +165,22 @@ def test_unstable_cv_choice_steps_down_to_the_largest_stable_rank():
     assert k == 5 and "points to rank 6" in reason and "largest stable rank" in reason
     k, _ = _recommend(ranks, ("vaf", "cv"), np.linspace(0.4, 0.95, 8), cv, sd, stab, 4, 3)
     assert k == 6
+
+
+def test_movie_matrix_of_a_negative_movie_is_the_pipelines(tmp_path, five_cells):
+    """`caimg-nmf rank movie.tif` read the movie without preparing it (crashed on every movie); a
+    movie with negative values gets the pipeline's offset, so its matrix is the shifted-up movie's."""
+    import tifffile
+
+    from caimg_nmf._rank_io import movie_matrix
+    from caimg_nmf.config import Config
+
+    movie_path, _ = five_cells
+    tifffile.imwrite(tmp_path / "neg.tif", (tifffile.imread(movie_path).astype(np.int32) - 2000).astype(np.int16))
+    matrices = {}
+    for name, path in (("original", movie_path), ("negative", tmp_path / "neg.tif")):
+        cfg = Config().replace({"input.path": str(path), "factorize.method": "whole"})
+        matrices[name], shape = movie_matrix(cfg)
+        assert shape == (300, 64, 64) and matrices[name].min() >= 0
+    # the percentile baseline takes the same per-pixel level off both
+    np.testing.assert_allclose(matrices["negative"], matrices["original"], atol=2e-3)

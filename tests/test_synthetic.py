@@ -178,15 +178,49 @@ def test_save_movie_formats(tmp_path, ext):
         s.save_movie(tmp_path / "m.avi")
 
 
-def test_factories():
-    X, W, H = syn.make_factories(200, seed=1)
+def test_factories_gaussian():
+    X, W, H = syn.make_factories(200, profiles="gaussian", seed=1)
     assert X.shape == (12, 200) and W.shape == (12, 3) and H.shape == (3, 200)
     np.testing.assert_allclose(W.max(axis=0), 1.0)
     assert set(np.unique(H)) <= {0.0, 1.0} and np.all(H.sum(axis=1) >= 1)
     np.testing.assert_allclose(X, W @ H)
     assert len(set(np.argmax(W, axis=0))) == 3  # bumps at different hours
-    Xn, _, _ = syn.make_factories(200, noise=0.1, seed=1)
+    Xn, _, _ = syn.make_factories(200, profiles="gaussian", noise=0.1, seed=1)
     assert Xn.min() >= 0 and not np.allclose(Xn, X)
+    assert syn.make_factories(50, profiles="gaussian", hours=24, n_factories=4)[1].shape == (24, 4)
+
+
+def test_factories_are_the_primers_by_default():
+    """The lake advertised as the primer's has the primer's profiles, as the primer writes them."""
+    X, W, H = syn.make_factories(200, seed=1)
+    np.testing.assert_array_equal(W[:, 0], [0, 0, 9, 5, 3, 2, 1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(W[:, 1], [0, 0, 0, 0, 0, 3, 2, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(W[:, 2], [0, 5, 5, 6, 6, 7, 4, 2, 1, 0.5, 0, 0])
+    assert set(np.unique(H)) <= {0.0, 1.0} and H.shape == (3, 200)
+    np.testing.assert_array_equal(X, W @ H)
+    own = syn.PRIMER_FACTORIES.copy()
+    own[0, 0] = 2.0
+    np.testing.assert_array_equal(syn.make_factories(200, profiles=own, seed=1)[1], own)
+    with pytest.raises(InputError, match="set by the profiles"):
+        syn.make_factories(200, hours=24)
+    with pytest.raises(InputError, match="no all-zero column"):
+        syn.make_factories(200, profiles=-own)
+    with pytest.raises(InputError, match="'gaussian'"):
+        syn.make_factories(200, profiles="lake")
+
+
+def test_shipped_lake_is_the_primers():
+    """sample_data/lake_factories.csv and its package copy hold X = W_true @ H_true with the primer's W."""
+    from pathlib import Path
+
+    truth = np.load(syn.sample_data_path("lake_factories_truth.npz"))
+    np.testing.assert_array_equal(truth["W_true"], syn.PRIMER_FACTORIES)
+    X = np.loadtxt(syn.sample_data_path("lake_factories.csv"), delimiter=",")
+    np.testing.assert_allclose(X, truth["W_true"] @ truth["H_true"], rtol=1e-6)
+    assert X.shape == (12, 1000)
+    human = Path(__file__).resolve().parent.parent / "sample_data"
+    for name in ("lake_factories.csv", "lake_factories_truth.npz"):
+        assert (human / name).read_bytes() == Path(syn.sample_data_path(name)).read_bytes()
 
 
 def test_make_matrix():

@@ -69,7 +69,9 @@ def reconstruction(result, movie, frames=None, *, style=None):
         bad = [f for f in frames if not 0 <= f < T]
         if bad or not frames:
             raise InputError(f"frames {bad or frames} out of range 0…{T - 1}.")
-        orig = np.stack([np.asarray(movie[f:f + 1], np.float64)[0] for f in frames])
+        # the model is in movie units plus the offset a movie with negative values was given
+        offset = _finite_or_zero(result.attrs.get("input_offset"))
+        orig = np.stack([np.asarray(movie[f:f + 1], np.float64)[0] for f in frames]) + offset
         model = reconstruct_frames(result, frames)
         resid = orig - model
         n = len(frames)
@@ -97,6 +99,14 @@ def reconstruction(result, movie, frames=None, *, style=None):
         cb2 = fig.colorbar(im2, ax=axes[:, 2], fraction=0.05, pad=0.02, shrink=0.9)
         cb2.set_label("Residual (a.u.)")
         return fig
+
+
+def _finite_or_zero(value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if np.isfinite(value) else 0.0
 
 
 def rank_selection(result, *, style=None):

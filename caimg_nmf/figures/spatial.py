@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 
 from ..errors import InputError
+from ..io.result import cell_names, cell_number
 from ._common import (NO_CELLS, SkipFigure, add_image_scalebar, cell_colors, centroids, crop, crop_size,
                       empty_axes, font_scale, mask_outline, new_figure, note, pixel_size, robust_limits,
                       single_width, styled)
@@ -48,6 +49,7 @@ def footprint_montage(result, *, page: int = 0, per_page: int = 100, style=None)
         size = crop_size(result.roi_masks, result.footprints, result.frame_shape)
         centers = centroids(result)
         colors = cell_colors(K, style=False)
+        names = cell_names(K)
         ncols, nrows = _grid(len(ids))
         width = single_width() * (1 if ncols <= 4 else 2)
         panel = width / ncols
@@ -69,10 +71,10 @@ def footprint_montage(result, *, page: int = 0, per_page: int = 100, style=None)
                 s.set_visible(True)
                 s.set_color(colors[k])
                 s.set_linewidth(1.2)
-            ax.text(0.06, 0.94, str(k), transform=ax.transAxes, ha="left", va="top", color="white",
+            ax.text(0.06, 0.94, cell_number(k, K), transform=ax.transAxes, ha="left", va="top", color="white",
                     fontsize=fs, path_effects=outline, gid=f"cell_id_{k}")
-            ax.set_label(f"cell {k}")
-        span = f"cells {ids[0]}–{ids[-1]} of {K}" if n_pages > 1 else f"{K} cell{'s' * (K != 1)}"
+            ax.set_label(names[k])
+        span = f"cells {cell_number(ids[0], K)}–{cell_number(ids[-1], K)} of {K}" if n_pages > 1 else f"{K} cell{'s' * (K != 1)}"
         page_txt = f", page {page + 1}/{n_pages}" if n_pages > 1 else ""
         fig.suptitle(f"Footprints ({span}{page_txt}; {size}×{size} px crops)")
         return fig
@@ -94,7 +96,7 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
     image, the correlation image (``background="correlation"``) or both side by side
     (``background="both"``), with a scale bar (µm when ``pixel_size_um`` is known, else pixels).
 
-    Each cell's outline is one ``Line2D`` labelled ``"cell <k>"`` (gid ``"contour_<k>"``), dashed
+    Each cell's outline is one ``Line2D`` labelled with the cell's name (``"cell_007"``, :func:`~caimg_nmf.io.result.cell_names`) (gid ``"contour_<k>"``), dashed
     for cells found in the mean image rather than from their activity (``/cells/origin``).
     ``ids`` (default: when K ≤ 150) writes the cell ids next to the contours."""
     with styled(style):
@@ -112,6 +114,7 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
         fig = new_figure(width, panel_w * H / W + 0.2 * font_scale())
         axes = fig.subplots(1, n, squeeze=False)[0]
         colors = cell_colors(K, style=False)
+        names = cell_names(K)
         outlines = [mask_outline(result.roi_masks[k]) for k in range(K)]
         origin = result.get("cells/origin")
         from_mean = np.zeros(K, bool) if origin is None or len(origin) != K else \
@@ -131,10 +134,10 @@ def contours(result, background: str = "mean", *, ids=None, style=None):
                 pts = outlines[k]
                 if len(pts) == 0:  # empty mask: draw nothing visible but keep one line per cell
                     pts = np.full((1, 2), np.nan)
-                ax.plot(pts[:, 1], pts[:, 0], color=colors[k], lw=lw, label=f"cell {k}", gid=f"contour_{k}",
+                ax.plot(pts[:, 1], pts[:, 0], color=colors[k], lw=lw, label=names[k], gid=f"contour_{k}",
                         ls="--" if from_mean[k] else "-")
                 if ids:
-                    ax.text(centers[k][1], centers[k][0], str(k), color=colors[k], fontsize=fs, ha="center",
+                    ax.text(centers[k][1], centers[k][0], cell_number(k, K), color=colors[k], fontsize=fs, ha="center",
                             va="center", path_effects=outline_fx, gid=f"cell_id_{k}", clip_on=True)
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)

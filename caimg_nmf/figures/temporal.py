@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..io.result import cell_names, cell_number
 from ._common import (NO_CELLS, SkipFigure, cell_colors, decimate, font_scale, line_width, new_figure,
                       nice_length, note, pixel_size, single_width, size_scale, styled)
 
@@ -58,6 +59,7 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
             ax.set_yticks([])
             return fig
         colors = cell_colors(K, style=False)
+        names = cell_names(K)
         y = data[shown]
         if kind in ("traces", "raw"):
             y = y - np.percentile(y, 5, axis=1, keepdims=True)
@@ -70,9 +72,9 @@ def traces_stacked(result, kind: str = "dff", *, max_cells: int = 30, cells=None
         lw = line_width(0.75 if n <= 15 else 0.55)
         for i, k in enumerate(shown):
             tt, yy = decimate(t, y[i])
-            ax.plot(tt, yy + offsets[i], color=colors[k], lw=lw, label=f"cell {k}", gid=f"trace_{k}")
+            ax.plot(tt, yy + offsets[i], color=colors[k], lw=lw, label=names[k], gid=f"trace_{k}")
         step = max(1, int(np.ceil(n / 25)))
-        ax.set_yticks(offsets[::step], [str(k) for k in shown[::step]])
+        ax.set_yticks(offsets[::step], [cell_number(k, K) for k in shown[::step]])
         ax.tick_params(axis="y", length=0)
         ax.spines["left"].set_visible(False)
         ymin = min(float(np.min(y[-1] + offsets[-1])), offsets[-1]) - 0.1 * spacing

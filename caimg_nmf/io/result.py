@@ -16,10 +16,22 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Result", "SCHEMA_VERSION"]
+__all__ = ["Result", "SCHEMA_VERSION", "cell_names", "cell_number", "stored_datasets"]
 
 SCHEMA_VERSION = 1
 _CORE = ("footprints", "traces", "dff", "roi_masks", "mean_image")
+
+
+def cell_number(k: int, n: int) -> str:
+    """Cell ``k`` of ``n`` as every output names it, without the prefix: ``007`` (3 digits, more
+    from 1000 cells); shown on images and axes, where ``cell_007`` would not fit."""
+    return f"{k:0{max(3, len(str(max(n - 1, 0))))}d}"
+
+
+def cell_names(n: int) -> list[str]:
+    """The cells' names in every output (CSV columns, ImageJ ROIs, NWB, figure labels):
+    ``cell_000``, ``cell_001``, …; cell k is row k of ``/footprints``."""
+    return [f"cell_{cell_number(k, n)}" for k in range(n)]
 
 
 @dataclass
@@ -260,12 +272,38 @@ def _write_extra(fh, name, value):
     fh.create_dataset(name, data=arr, **opts)
 
 
+def stored_datasets(path) -> list[tuple[str, tuple, str]]:
+    """(name, shape, dtype as stored) of every dataset in a result file, in file order; strings
+    are shown as ``string``. What the file holds, not what :meth:`Result.load` makes of it
+    (``/roi_masks`` is uint8 on disk, bool in a loaded Result)."""
+    import h5py
+
+    out = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            dtype = "string" if h5py.check_string_dtype(obj.dtype) is not None else str(obj.dtype)
+            out.append((name, tuple(obj.shape), dtype))
+
+    with h5py.File(path, "r") as fh:
+        fh.visititems(visit)
+    return out
+
+
 def _attr_value(value):
     if isinstance(value, (dict, list, tuple)) and not (isinstance(value, (list, tuple)) and value
                                                      and all(isinstance(v, (int, float)) for v in value)):
         return json.dumps(value)
     if value is None:
         return ""
+    if isinstance(value, (list, tuple, np.ndarray, np.generic, bool)):
+        # HDF5 has no bool (h5py writes an enum that MATLAB's h5readatt cannot read) and MATLAB
+        # no half float: uint8 and float32 instead
+        arr = np.asarray(value)
+        if arr.dtype == bool:
+            return arr.astype(np.uint8)
+        if arr.dtype == np.float16:
+            return arr.astype(np.float32)
     return value
 
 

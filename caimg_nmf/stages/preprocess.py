@@ -1,7 +1,8 @@
 """Preprocess: frames to a nonnegative float32 movie, and the flatten/reshape between movie and matrix.
 
 Order of operations (documented, fixed): frame subset → crop → spatial bin → temporal bin →
-float32 → finite check → baseline removal → clip at 0. ``baseline = "percentile"`` subtracts
+float32 → finite check → offset (a movie with negative values: minus its minimum added, see
+:func:`offset_to_nonnegative`) → baseline removal → clip at 0. ``baseline = "percentile"`` subtracts
 each pixel's ``baseline_percentile`` over time (estimated from at most 2000 evenly spaced
 frames) and clips at 0, so that static background disappears and NMF sees cells; the
 baseline image is kept for ΔF/F and figures.
@@ -14,7 +15,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Preprocessed", "prepare_frames", "check_not_constant", "remove_baseline", "flatten", "unflatten", "output_shape"]
+__all__ = ["Preprocessed", "prepare_frames", "check_not_constant", "offset_to_nonnegative",
+           "remove_baseline", "flatten", "unflatten", "output_shape"]
 
 _BASELINE_MAX_FRAMES = 2000
 
@@ -125,6 +127,31 @@ def check_not_constant(frames, source="movie") -> None:
             return
     raise InputError(f"{source}: the movie is constant (every pixel is {hi:g} in every frame); "
                      "there is no activity to analyse.") from None
+
+
+def offset_to_nonnegative(frames, chunk_frames=256) -> float:
+    """Add minus the movie's minimum to every pixel, in place, when the movie has negative values.
+
+    Acquisitions with a digitizer offset (ScanImage int16, for one) record the background
+    below 0, but NMF needs X >= 0 and the local method's background model assumes it. The
+    acquisition's true zero is not known, so the smallest constant that makes every value
+    nonnegative is added (the movie's own minimum, not a guess): a pure shift, nothing is
+    clipped. ``frames`` is the pipeline's own float32 copy (or disk-backed memmap).
+
+    Returns
+    -------
+    float
+        The offset added (0.0 when the movie has no negative value; it is then untouched).
+    """
+    lowest = min(float(frames[t0:t0 + chunk_frames].min()) for t0 in range(0, frames.shape[0], chunk_frames))
+    if lowest >= 0:
+        return 0.0
+    offset = -lowest
+    for t0 in range(0, frames.shape[0], chunk_frames):  # chunked: works the same on a disk-backed memmap
+        block = frames[t0:t0 + chunk_frames]
+        block += np.float32(offset)
+        frames[t0:t0 + chunk_frames] = block
+    return offset
 
 
 def remove_baseline(frames, pre_cfg, *, source="movie") -> tuple[np.ndarray, np.ndarray]:
