@@ -228,7 +228,7 @@ def _split_dotted(dotted: str) -> tuple[str, str]:
 _MOVED_KEYS = {"curate.threshold": "[rois] threshold (curation checks the masks the result will hold)"}
 
 
-def _build_section(cls, values: dict, source: str, labels: dict):
+def _build_section(cls, values: dict, source: str, labels: dict | None = None):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -239,7 +239,8 @@ def _build_section(cls, values: dict, source: str, labels: dict):
             raise ConfigError(f"{source}: unknown key {key!r} in [{cls.section}].{hint} Valid keys: "
                               f"{', '.join(fields)}.") from None
         where = f"{cls.section}.{key}"
-        kwargs[key] = _check_value(where, value, hints[key], fields[key].metadata, source, labels.get(where))
+        kwargs[key] = _check_value(where, value, hints[key], fields[key].metadata, source,
+                                   (labels or {}).get(where))
     return cls(**kwargs)
 
 
