@@ -33,13 +33,8 @@ _FLAG_KEYS = (("input", "input.path"), ("output", "output.path"), ("rank", "nmf.
 def _overrides_from_args(args, labels: dict | None = None) -> dict:
     """``{"section.key": value}`` from --set and the flags that set a config key; ``labels`` (if
     given) receives ``{"section.key": the flag as typed}``, which errors about the key name."""
-    from .config import parse_override
-
     labels = {} if labels is None else labels
-    overrides = {}
-    for text in args.set or []:
-        key, overrides[key] = parse_override(text)
-        labels[key] = f"--set {text}"
+    overrides = _set_overrides(args, labels)
     for flag, key in _FLAG_KEYS:
         value = getattr(args, flag, None)
         if value is not None:
@@ -53,6 +48,17 @@ def _overrides_from_args(args, labels: dict | None = None) -> dict:
         overrides["output.overwrite"] = True
     if getattr(args, "no_figures", False):
         overrides["figures.enabled"] = False
+    return overrides
+
+
+def _set_overrides(args, labels: dict) -> dict:
+    """``{"section.key": value}`` from the --set options; ``labels`` receives ``{key: "--set ..."}``."""
+    from .config import parse_override
+
+    overrides = {}
+    for text in args.set or []:
+        key, overrides[key] = parse_override(text)
+        labels[key] = f"--set {text}"
     return overrides
 
 
@@ -156,14 +162,15 @@ _MATRIX_SUFFIXES = (".csv", ".txt", ".npy")
 
 def cmd_rank(args) -> int:
     from . import _rank_io
-    from .config import load_config, parse_override
+    from .config import load_config
     from .progress import Reporter
     from .rank import count_fits, parse_ranks, select_rank
 
     data = Path(args.data)
     suffix = data.suffix.lower()
     flags = _rank_flags(args)  # checked before any data is read
-    overrides = dict(parse_override(t) for t in (args.set or []))
+    labels = {}
+    overrides = _set_overrides(args, labels)
     is_matrix = suffix in _MATRIX_SUFFIXES
     if is_matrix and suffix == ".npy" and data.is_file():
         import numpy as np
@@ -177,7 +184,7 @@ def cmd_rank(args) -> int:
     else:
         if suffix != ".toml":  # a movie file: the default config with input.path
             overrides["input.path"] = str(data.resolve())
-        cfg = load_config(data if suffix == ".toml" else None, overrides)
+        cfg = load_config(data if suffix == ".toml" else None, overrides, labels)
         if not cfg.input.path:
             raise CaimgError(f"{data}: the config has no input.path; set the movie to analyse.")
         X, shape = _rank_io.movie_matrix(cfg, quiet=args.quiet)

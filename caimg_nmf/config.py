@@ -180,7 +180,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set nmf.rank=10") from None
     key, raw = text.split("=", 1)
     key = key.strip()
-    _split_dotted(key)
+    try:
+        _split_dotted(key)
+    except ConfigError as exc:
+        raise ConfigError(f"--set {text}: {exc}") from None
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

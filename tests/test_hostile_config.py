@@ -281,6 +281,18 @@ def test_rank_flags_are_checked(tmp_path, matrix, args, message):
     assert not (tmp_path / "sel").exists()
 
 
+def test_rank_set_names_the_set(tmp_path, movie64):
+    """caimg-nmf rank MOVIE --set rank.holdout=0.9: the message names the --set, not <defaults>."""
+    out = expect_cli(["rank", movie64, "-o", tmp_path / "sel", "--set", "rank.holdout=0.9"], protect=[movie64],
+                     message=[r"--set rank\.holdout=0\.9: must be at most 0\.5"])
+    assert "<defaults>" not in out.text
+
+
+def test_set_unknown_key_names_the_set(tmp_path, movie64):
+    expect_cli(["run", "-i", movie64, "-o", tmp_path / "r.h5", "--set", "nmf.rnk=3"], protect=[movie64],
+               message=[r"--set nmf\.rnk=3: unknown config key 'nmf\.rnk'", r"Valid keys in \[nmf\]"])
+
+
 # --- item 7: figures ------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [np.nan, "fast", -3.0, np.inf], ids=["nan", "string", "negative", "inf"])
 def test_figures_on_a_result_with_a_bad_frame_rate(tmp_path, result_file, value):
