@@ -64,15 +64,13 @@ def _stage_load(state: RunState) -> None:
         state.movie = load_movie(path, dataset=cfg.dataset, axes=cfg.axes, check_axes=cfg.check_axes)
     movie = state.movie
     state.report.info(f"input: {movie}")
+    _check_against_frame(state.cfg, movie.shape)  # before the input is hashed: refused at once
     state.attrs.update(input_identity(movie))
 
 
 def _stage_prepare(state: RunState) -> None:
     cfg = state.cfg
     shape = pre.output_shape(state.movie.shape, cfg.input, cfg.preprocess)
-    _check_cell_diameter(cfg, shape[1:])
-    if cfg.factorize.method == "whole" and cfg.nmf.rank != "auto":
-        _check_rank_fits(cfg.nmf.rank, shape)
     if cfg.factorize.method == "whole":
         need = estimate_run_memory(shape, _planned_rank(cfg))
     else:
@@ -83,7 +81,7 @@ def _stage_prepare(state: RunState) -> None:
                                      max_binned_frames=cfg.detect.max_binned_frames)
     free = available_memory()
     out = None
-    if plan_memory(need, int(np.prod(shape)) * 4, state.scratch):
+    if plan_memory(need, shape[0] * shape[1] * shape[2] * 4, state.scratch):
         # Too big for memory: keep the prepared frames in a disk-backed array; NMF streams them.
         state.report.warn(f"the run needs about {format_bytes(need)} but {format_bytes(free)} is free: "
                           f"frames go to a temporary file in {state.scratch} and NMF streams them "
@@ -126,6 +124,15 @@ def _stage_preprocess(state: RunState) -> None:
     frames, baseline = pre.remove_baseline(state.frames, state.cfg.preprocess, source=state.movie.source)
     state.frames, state.baseline = frames, baseline
     state.extras["baseline"] = baseline
+
+
+def _check_against_frame(cfg: Config, movie_shape: tuple) -> None:
+    """Values that must suit the movie's size once prepared (frames subset, crop, binning): a given
+    cell diameter, and a fixed rank of the whole-field method."""
+    shape = pre.output_shape(movie_shape, cfg.input, cfg.preprocess)
+    _check_cell_diameter(cfg, shape[1:])
+    if cfg.factorize.method == "whole" and cfg.nmf.rank != "auto":
+        _check_rank_fits(cfg.nmf.rank, shape)
 
 
 def _check_cell_diameter(cfg: Config, frame: tuple) -> None:
