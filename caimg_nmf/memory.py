@@ -87,14 +87,13 @@ def free_disk(path) -> int:
     return shutil.disk_usage(path).free
 
 
-def plan_memory(need: int, streamed: int, scratch) -> bool:
-    """Whether a run needing ``need`` bytes must stream its ``streamed`` bytes of frames from a
-    temporary file in ``scratch`` (the run's temporary folder, inside the output folder): True, or
-    fits in memory: False. Raises MemoryBudgetError when it cannot run here at all: ``need`` is more
+def plan_memory(need: int, streamed: int, scratch, free: int) -> bool:
+    """Whether a run needing ``need`` bytes, with ``free`` bytes of memory available, must stream its
+    ``streamed`` bytes of frames from a temporary file in ``scratch`` (the run's temporary folder,
+    inside the output folder): True, or fits in memory: False. Raises MemoryBudgetError when it cannot run here at all: ``need`` is more
     than the machine's memory and free disk together (an estimate that large comes from values that
     size the run wrongly; streaming it would fill the disk, or be killed by the kernel much later),
     or the frames to stream do not fit on the disk."""
-    free = available_memory()
     if need <= 0.8 * free:
         return False
     scratch = Path(scratch)

@@ -81,7 +81,7 @@ def _stage_prepare(state: RunState) -> None:
                                      max_binned_frames=cfg.detect.max_binned_frames)
     free = available_memory()
     out = None
-    if plan_memory(need, shape[0] * shape[1] * shape[2] * 4, state.scratch):
+    if plan_memory(need, shape[0] * shape[1] * shape[2] * 4, state.scratch, free):
         # Too big for memory: keep the prepared frames in a disk-backed array; NMF streams them.
         state.report.warn(f"the run needs about {format_bytes(need)} but {format_bytes(free)} is free: "
                           f"frames go to a temporary file in {state.scratch} and NMF streams them "

@@ -91,9 +91,9 @@ def test_cell_diameter_larger_than_the_field_whole_method(tmp_path, movie64):
 
 def test_absurd_memory_need_is_refused_not_streamed(tmp_path, movie64, monkeypatch):
     """The estimate exceeds the machine's memory plus free scratch disk: MemoryBudgetError, exit 2."""
-    from caimg_nmf import memory
+    from caimg_nmf import memory, pipeline
 
-    monkeypatch.setattr(memory, "available_memory", lambda: 1024 ** 2)
+    monkeypatch.setattr(pipeline, "available_memory", lambda: 1024 ** 2)
     monkeypatch.setattr(memory, "total_memory", lambda: 1024 ** 2)
     monkeypatch.setattr(memory, "free_disk", lambda path: 1024 ** 2)
     out = expect_cli(["run", "-i", movie64, "-o", tmp_path / "r.h5", "--cell-diameter", "8"], protect=[movie64],
