@@ -236,6 +236,8 @@ def _rank_flags(args) -> dict:
             continue
         value = [m.strip() for m in text.split(",")] if flag == "methods" else text
         given[flag] = check_key(key, value, label=f"--{flag.replace('_', '-')} {text}")
+        if flag == "methods" and len(set(value)) != len(value):
+            raise CaimgError(f"--methods {text}: each method at most once.")
     if args.ranks:
         parse_ranks(args.ranks, label=f"--ranks {args.ranks}")
     return given

@@ -273,9 +273,10 @@ def matrix(tmp_path):
     (["--ranks", "banana"], r"--ranks banana: expected integers"),
     (["--ranks", "5:2"], r"--ranks 5:2: the last rank 2 is smaller than the first 5"),
     (["--methods", "vaf,magic"], r"--methods vaf,magic: 'magic' is not allowed"),
+    (["--methods", "vaf,vaf"], r"--methods vaf,vaf: each method at most once"),
     (["--seed", "-1"], r"--seed -1: must be at least 0"),
 ], ids=["replicates0", "replicates1", "holdout0", "holdout1.5", "holdout-nan", "jobs0", "jobs-neg", "ranks-word",
-        "ranks-reversed", "methods", "seed"])
+        "ranks-reversed", "methods", "methods-twice", "seed"])
 def test_rank_flags_are_checked(tmp_path, matrix, args, message):
     expect_cli(["rank", matrix, "-o", tmp_path / "sel", *args], protect=[matrix], message=message)
     assert not (tmp_path / "sel").exists()
