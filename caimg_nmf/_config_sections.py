@@ -11,12 +11,15 @@ __all__ = ["SECTIONS", "InputConfig", "PreprocessConfig", "MotionConfig", "Facto
 
 
 def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False, length=None,
-         words=None):
+         words=None, unit=None):
     """Declare a config key: its default, its documentation and its allowed values.
 
-    ``words``: strings accepted in place of a number (e.g. ``("auto",)`` for nmf.rank)."""
+    ``words``: strings accepted in place of a number (e.g. ``("auto",)`` for nmf.rank). ``unit``:
+    what the number counts (``"px"``, ``"Hz"``, ``"s"``), said in messages. Every float key has a
+    ``min`` and a ``max`` (inf and NaN are always refused): a value beyond them is a typo or a unit
+    mix-up, and would otherwise run for hours, overflow, or find nothing without saying why."""
     meta = {"doc": doc, "choices": choices, "min": min, "max": max,
-            "min_exclusive": min_exclusive, "length": length, "words": words}
+            "min_exclusive": min_exclusive, "length": length, "words": words, "unit": unit}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")  # guards our own code
     return field(default=default, metadata=meta)
@@ -46,12 +49,16 @@ class InputConfig:
                                        "windows, spike inference). Omit to read it from the file (ImageJ, "
                                        "ScanImage or OME metadata; an HDF5 frame_rate/fs/fps attribute); "
                                        "when the file does not say it either, 10 Hz is assumed with a "
-                                       "warning. A value set here wins over the file's.",
-                                       min=0.0, min_exclusive=True)
+                                       "warning. A value set here wins over the file's. At most 10 kHz: kilohertz "
+                                       "voltage imaging and line scans are the fastest recordings; a larger value is "
+                                       "a unit mix-up.",
+                                       min=0.0, min_exclusive=True, max=10000.0, unit="Hz")
     pixel_size_um: Optional[float] = _key(None, "Pixel size in micrometres (scale bars). Omit if unknown.",
-                                          min=0.0, min_exclusive=True)
+                                          min=0.0, min_exclusive=True, max=1000.0, unit="µm")
     cell_diameter: Optional[float] = _key(None, "Typical cell diameter in pixels. Omit to estimate it "
-                                          "from the movie.", min=2.0)
+                                          "from the movie. At least 2 px and at most a quarter of the "
+                                          "frame's shorter side, both after crop and spatial_bin (checked "
+                                          "once the movie's size is known).", min=2.0, max=100000.0, unit="px")
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class PreprocessConfig:
                                       "is a pixel's resting level when cells fire sparsely; a low percentile "
                                       "leaves a positive noise floor after clipping that NMF spreads into "
                                       "every footprint (five-cell sample: worst footprint cosine 0.87 at 10, "
-                                      "0.98 at 50).", min=0.0, max=100.0)
+                                      "0.98 at 50).", min=0.0, max=100.0, unit="%")
 
 
 @dataclass(frozen=True)
@@ -98,15 +105,16 @@ class NMFConfig:
     init: str = _key("nndsvda", "Initialisation.", choices=("random", "nndsvd", "nndsvda", "nndsvdar"))
     replicates: int = _key(1, "Independent starts; the lowest-error one is kept.", min=1)
     max_iter: int = _key(300, "Iteration limit per replicate.", min=1)
-    tol: float = _key(1e-4, "Stop when the relative decrease of the error falls below this.", min=0.0)
-    l1_W: float = _key(0.0, "L1 (sparsity) penalty on footprints.", min=0.0)
-    l1_H: float = _key(0.0, "L1 (sparsity) penalty on traces.", min=0.0)
+    tol: float = _key(1e-4, "Stop when the relative decrease of the error falls below this.", min=0.0,
+                      max=1.0)
+    l1_W: float = _key(0.0, "L1 (sparsity) penalty on footprints.", min=0.0, max=1e12)
+    l1_H: float = _key(0.0, "L1 (sparsity) penalty on traces.", min=0.0, max=1e12)
     seed: int = _key(0, "Random seed: the same input, config and seed give the same result.", min=0)
     n_jobs: int = _key(1, "Parallel workers for replicates.", min=1)
     backend: str = _key("numpy", "Compute backend: 'numpy', or 'torch' (optional extra caimg_nmf[gpu]).",
                         choices=("numpy", "torch"))
     memory_budget_gb: float = _key(2.0, "Memory the NMF may use; larger movies are streamed from disk.",
-                                   min=0.0, min_exclusive=True)
+                                   min=0.0, min_exclusive=True, max=65536.0, unit="GB")
 
 
 # --- rank selection (nmf.rank = "auto" and caimg-nmf rank) -------------------------------------
@@ -132,7 +140,8 @@ class RoisConfig:
                             "this fraction of the footprint's peak (the region holding the peak is kept).",
                             min=0.0, max=1.0, min_exclusive=True)
     smooth: float = _key(0.7, "Gaussian sigma (pixels) applied to a footprint before thresholding, so that "
-                          "pixel noise in the footprint does not cut its mask into pieces (0 = none).", min=0.0)
+                          "pixel noise in the footprint does not cut its mask into pieces (0 = none).", min=0.0,
+                          max=50.0, unit="px")
     fill_holes: bool = _key(True, "Fill holes enclosed by a mask: GCaMP somata are rings around a dark "
                             "nucleus, which belongs to the cell.")
     min_area: int = _key(4, "Masks smaller than this many pixels are flagged.", min=0)
@@ -143,7 +152,7 @@ class TracesConfig:
     section: ClassVar[str] = "traces"
     baseline_percentile: float = _key(8.0, "Running percentile used as the baseline F0 of ΔF/F.", min=0.0, max=100.0)
     baseline_window_s: float = _key(30.0, "Length of the running-percentile window in seconds.",
-                                    min=0.0, min_exclusive=True)
+                                    min=0.0, min_exclusive=True, max=86400.0, unit="s")
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,8 @@ class FiguresConfig:
     formats: tuple = _key(("png", "pdf"), "File formats to write.", choices=("png", "pdf", "svg"))
     style: str = _key("paper", "'paper' (journal column sizes, 7 pt text), 'screen' (slides, posters), or "
                       "the path of your own matplotlib .mplstyle file.")
-    dpi: int = _key(300, "Resolution of raster figures.", min=50)
+    dpi: int = _key(300, "Resolution of raster figures. At most 1200 (journals ask 300-600, line art "
+                    "1200; a double-column figure at 1200 dpi is already ~100 megapixels).", min=50, max=1200)
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,7 @@ class MotionConfig:
                        choices=("none", "rigid", "piecewise"))
     max_shift: float = _key(10.0, "Largest shift searched, in pixels along each axis; estimated shifts are "
                             "clipped to +-max_shift. It is also capped at a quarter of the frame's height "
-                            "(rows) or width (columns).", min=0.0)
+                            "(rows) or width (columns).", min=0.0, max=10000.0, unit="px")
     upsample: int = _key(10, "Sub-pixel precision of the phase correlation: shifts are found to 1/upsample "
                          "pixel (1 = whole pixels only).", min=1)
     template_frames: int = _key(200, "Number of frames, spread over the movie, used to build the template.", min=1)
@@ -185,13 +195,14 @@ class MotionConfig:
     patch_overlap: int = _key(32, "Overlap of neighbouring patches of 'piecewise', in pixels (less than "
                               "patch_size).", min=0)
     max_deviation: float = _key(3.0, "'piecewise': largest difference, in pixels along each axis, between a "
-                                "patch's shift and the frame's rigid shift.", min=0.0)
+                                "patch's shift and the frame's rigid shift.", min=0.0, max=10000.0, unit="px")
     chunk_frames: int = _key(200, "Frames read, registered and written at a time (bounds the memory used).",
                              min=1)
     spatial_filter_sigma: float = _key(1.0, "Band-pass applied before correlation, so that noise and slow "
                                        "background do not drive the registration: Gaussian smoothing with "
                                        "this sigma (pixels) minus a Gaussian 8 times wider. 0 = off. The "
-                                       "registered frames themselves are not filtered.", min=0.0)
+                                       "registered frames themselves are not filtered.", min=0.0, max=50.0,
+                                       unit="px")
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,7 @@ class DetectConfig:
     section: ClassVar[str] = "detect"
     summary_rate: float = _key(4.0, "Frames are averaged in groups to about this rate (Hz) for the summary "
                                "images and the footprint fit; traces are then fitted at the full rate.",
-                               min=0.0, min_exclusive=True)
+                               min=0.0, min_exclusive=True, max=10000.0, unit="Hz")
     max_binned_frames: int = _key(5000, "At most this many time-binned frames: a longer recording is binned more "
                                   "(the binned movie is held in memory with a working copy; 5000 frames of "
                                   "512 x 512 take 10-12 GB). 0 = no limit; otherwise at least 10.", min=0)
@@ -209,12 +220,13 @@ class DetectConfig:
     min_corr: float = _key(0.2, "Seeds need a local correlation (pixel vs. its 8 neighbours, on the "
                            "high-passed movie) of at least this.", min=-1.0, max=1.0)
     min_pnr: float = _key(6.0, "Seeds need a peak-to-noise ratio (peak of the smoothed, high-passed trace over "
-                          "its noise) of at least this.", min=0.0)
-    seed_separation: float = _key(0.4, "Minimum distance between seeds, in cell diameters.", min=0.0)
+                          "its noise) of at least this.", min=0.0, max=1000.0)
+    seed_separation: float = _key(0.4, "Minimum distance between seeds, in cell diameters.", min=0.0,
+                                  max=100.0)
     max_cells: int = _key(0, "At most this many seeds, best first (0 = no limit).", min=0)
     window_radius: float = _key(1.0, "A footprint may be nonzero only within this radius (in cell diameters) "
                                 "of its seed. At least 0.8: a cell must not reach its window's rim, which "
-                                "marks spread-out background (max_rim).", min=0.8)
+                                "marks spread-out background (max_rim).", min=0.8, max=10.0)
     neuropil_ring: float = _key(0.0, "If > 0, each cell is fitted with its local neuropil: a ring from this "
                                 "fraction of its window's radius out to the window's edge, without the pixels "
                                 "of cells, with a trace of its own (Suite2p's neuropil mask, fitted jointly "
@@ -224,7 +236,7 @@ class DetectConfig:
                                 "without it, and it makes the fit ~40 % slower: off by default.", min=0.0, max=0.95)
     background_spacing: float = _key(3.0, "Neuropil/background is modelled by smooth bilinear 'tent' footprints on "
                                      "a grid with this spacing (in cell diameters), each with its own trace.",
-                                     min=0.5)
+                                     min=0.5, max=1000.0)
     tile_size: int = _key(96, "The fit runs on square tiles of this many pixels (plus a margin), one at a time.",
                           min=16)
     n_jobs: int = _key(0, "Tiles fitted at the same time, in worker processes sharing the movie (results do not "
@@ -236,7 +248,7 @@ class DetectConfig:
                               "cells and background) this many times, refitting after each: finds cells "
                               "hidden next to brighter ones.", min=0)
     reseed_separation: float = _key(0.4, "Seeds found in the residual must lie at least this many cell "
-                                    "diameters from every existing seed.", min=0.0)
+                                    "diameters from every existing seed.", min=0.0, max=100.0)
     max_rim: float = _key(0.15, "Components whose mask covers more than this fraction of the outer ring of their "
                           "window (radius window_radius diameters) are spread-out background, not cells: "
                           "they stay in the fit, so that their signal is not pushed onto nearby cells, and "
@@ -252,10 +264,12 @@ class DetectConfig:
 @dataclass(frozen=True)
 class CurateConfig:
     section: ClassVar[str] = "curate"
-    min_area: float = _key(0.5, "Reject masks smaller than this fraction of a disc of one cell diameter.", min=0.0)
-    max_area: float = _key(4.0, "Reject masks larger than this many discs of one cell diameter.", min=0.0)
+    min_area: float = _key(0.5, "Reject masks smaller than this fraction of a disc of one cell diameter.", min=0.0,
+                           max=100.0)
+    max_area: float = _key(4.0, "Reject masks larger than this many discs of one cell diameter.", min=0.0,
+                           max=10000.0)
     min_snr: float = _key(3.0, "Reject cells whose trace peak (3-frame mean, above its median) is below this "
-                          "many noise standard deviations.", min=0.0)
+                          "many noise standard deviations.", min=0.0, max=1000.0)
     min_concentration: float = _key(0.85, "Reject components with less than this fraction of their footprint's "
                                     "energy (sum of squares) inside their mask: a cell's footprint is concentrated "
                                     "on its soma, while noise and neuropil pieces are scattered over their window.",
@@ -287,11 +301,11 @@ class SomataConfig:
                          "Thresholds chosen on one annotated recording (Neurofinder 00.00; README, Performance).")
     min_contrast: float = _key(2.5, "Smallest contrast of a soma (the dimmest quarter of its ring minus its "
                                "centre), in robust standard deviations (median, MAD) of that contrast over the "
-                               "frame ...", min=0.0)
+                               "frame ...", min=0.0, max=1000.0)
     min_noise_z: float = _key(10.0, "... and at least this many robust standard deviations above the contrast "
                               "that the mean image's noise alone gives (measured on half the difference of the "
                               "means of even and odd frames): min_contrast is relative to the image's own "
-                              "contrast and would pass texture, noise included.", min=0.0)
+                              "contrast and would pass texture, noise included.", min=0.0, max=1000.0)
     max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
                               "masks of cells already found.", min=0.0, max=1.0)
     neuropil_coefficient: float = _key(0.7, "A soma's trace is fitted after this fraction of its neuropil's "
@@ -310,12 +324,14 @@ class SpikesConfig:
                       "a rise and a decay, for frame rates at which the indicator's rise spans frames "
                       "(GCaMP6 at ~30 Hz).", choices=(1, 2))
     decay_time_s: float = _key(0.0, "Decay time constant of the indicator in seconds; 0 estimates it per cell "
-                               "from the trace's autocorrelation (GCaMP6s ~1.0, GCaMP6f ~0.4).", min=0.0)
+                               "from the trace's autocorrelation (GCaMP6s ~1.0, GCaMP6f ~0.4).", min=0.0,
+                               max=100.0, unit="s")
     rise_time_s: float = _key(0.0, "order = 2: rise time constant in seconds (GCaMP6f ~0.05, GCaMP6s ~0.1). "
                               "Set both it and decay_time_s, or neither: both are then estimated per cell "
                               "from the trace's autocovariance (the AR(1) model where that gives no rise).",
-                              min=0.0)
-    min_spike: float = _key(2.5, "Smallest spike kept, in noise standard deviations of the trace.", min=0.0)
+                              min=0.0, max=100.0, unit="s")
+    min_spike: float = _key(2.5, "Smallest spike kept, in noise standard deviations of the trace.", min=0.0,
+                            max=1000.0)
     baseline_percentile: float = _key(20.0, "Percentile of the trace used as its baseline before "
                                       "deconvolution.", min=0.0, max=100.0)
 

@@ -27,18 +27,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"caimg-nmf: error: {message}\n")
 
 
-def _overrides_from_args(args) -> dict:
-    from .config import parse_override
+# flags that set a config key: (attribute, key). Errors about the key name the flag as typed.
+_FLAG_KEYS = (("input", "input.path"), ("output", "output.path"), ("rank", "nmf.rank"),
+              ("cell_diameter", "input.cell_diameter"), ("frame_rate", "input.frame_rate"))
 
-    overrides = dict(parse_override(text) for text in (args.set or []))
-    for flag, key in (("input", "input.path"), ("output", "output.path"), ("rank", "nmf.rank"),
-                      ("cell_diameter", "input.cell_diameter"), ("frame_rate", "input.frame_rate")):
+
+def _overrides_from_args(args, labels: dict | None = None) -> dict:
+    """``{"section.key": value}`` from --set and the flags that set a config key; ``labels`` (if
+    given) receives ``{"section.key": the flag as typed}``, which errors about the key name."""
+    labels = {} if labels is None else labels
+    overrides = _set_overrides(args, labels)
+    for flag, key in _FLAG_KEYS:
         value = getattr(args, flag, None)
         if value is not None:
+            labels[key] = f"--{flag.replace('_', '-')} {value}"
             if flag == "input":
                 value = str(Path(value).resolve())
             elif flag == "output":  # not resolved: a link at the output is refused, never written through
                 value = os.path.abspath(value)
+            elif flag in ("cell_diameter", "frame_rate"):
+                value = float(value)  # kept as typed by argparse (_number_text), for the label
             overrides[key] = value
     if getattr(args, "overwrite", False):
         overrides["output.overwrite"] = True
@@ -47,18 +55,47 @@ def _overrides_from_args(args) -> dict:
     return overrides
 
 
+def _set_overrides(args, labels: dict) -> dict:
+    """``{"section.key": value}`` from the --set options; ``labels`` receives ``{key: "--set ..."}``."""
+    from .config import parse_override
+
+    overrides = {}
+    for text in args.set or []:
+        key, overrides[key] = parse_override(text)
+        labels[key] = f"--set {text}"
+    return overrides
+
+
 def _add_run_options(p):
-    p.add_argument("--input", "-i", metavar="PATH", help="movie file, folder or glob of TIFFs (overrides input.path)")
-    p.add_argument("--output", "-o", metavar="RESULT.h5", help="result file (overrides output.path)")
+    p.add_argument("--input", "-i", metavar="PATH", help="movie: a TIFF, HDF5 or .npy file, or a folder or glob "
+                   "of TIFFs (overrides input.path)")
+    p.add_argument("--output", "-o", metavar="RESULT.h5", help="result file (overrides output.path; default "
+                   "<input name>_caimg/result.h5 in the current folder)")
     p.add_argument("--rank", "-k", type=_rank_arg, metavar="K", help="number of components, or 'auto' to "
-                   "choose it by cross-validation (overrides nmf.rank)")
-    p.add_argument("--cell-diameter", type=float, metavar="PX", help="typical cell diameter in pixels")
-    p.add_argument("--frame-rate", type=float, metavar="HZ", help="frames per second of the recording")
+                   "choose it by cross-validation (overrides nmf.rank). Given without factorize.method, it "
+                   "selects the whole-field method (factorize.method = 'whole', the NMF primer's recipe); "
+                   "the default local method finds the number of cells itself")
+    p.add_argument("--cell-diameter", type=_number_text, metavar="PX", help="typical cell diameter in pixels, "
+                   "from 2 px to a quarter of the frame's shorter side (overrides input.cell_diameter); "
+                   "estimated from the movie when omitted")
+    p.add_argument("--frame-rate", type=_number_text, metavar="HZ", help="frames per second of the recording "
+                   "(overrides input.frame_rate); when omitted, read from the file's metadata (ImageJ, "
+                   "ScanImage, OME, HDF5 attributes), else 10 Hz with a warning")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                   help="override any config key, e.g. --set nmf.solver=mu (repeatable)")
+                   help="override any config key, e.g. --set nmf.solver=mu (repeatable; 'caimg-nmf config' "
+                   "lists every key)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result (and the figures of the "
                    "run that made it); never an input of the run")
-    p.add_argument("--no-figures", action="store_true", help="skip figures")
+    p.add_argument("--no-figures", action="store_true", help="skip figures (figures.enabled = false)")
+
+
+def _number_text(text):
+    """argparse type: a number, kept as typed (so that an error about its value quotes the flag)."""
+    try:
+        float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    return text
 
 
 def _rank_arg(text):
@@ -75,12 +112,16 @@ def cmd_run(args) -> int:
     from .pipeline import run
 
     from .pipeline import check_rank_use
+    from .progress import Reporter
 
-    cfg = load_config(args.config, _overrides_from_args(args))
-    check_rank_use(cfg, args.rank is not None)
+    labels = {}
+    overrides = _overrides_from_args(args, labels)
+    cfg = load_config(args.config, overrides, labels)
+    report = Reporter(quiet=args.quiet)
+    cfg = check_rank_use(cfg, "nmf.rank" in overrides, report=report, given_as=labels.get("nmf.rank"))
     if not cfg.input.path:
         raise CaimgError("no input movie: give --input PATH or set input.path in a config file.")
-    result = run(cfg, quiet=args.quiet)
+    result = run(cfg, quiet=args.quiet, reporter=report)
     print(f"{result.n_cells} cells -> {result.path}")
     return EXIT_OK
 
@@ -138,13 +179,15 @@ _MATRIX_SUFFIXES = (".csv", ".txt", ".npy")
 
 def cmd_rank(args) -> int:
     from . import _rank_io
-    from .config import load_config, parse_override
+    from .config import load_config
     from .progress import Reporter
     from .rank import count_fits, parse_ranks, select_rank
 
     data = Path(args.data)
     suffix = data.suffix.lower()
-    overrides = dict(parse_override(t) for t in (args.set or []))
+    flags = _rank_flags(args)  # checked before any data is read
+    labels = {}
+    overrides = _set_overrides(args, labels)
     is_matrix = suffix in _MATRIX_SUFFIXES
     if is_matrix and suffix == ".npy" and data.is_file():
         is_matrix = len(_rank_io.npy_header(data)[0]) == 2  # a 3-D .npy is a movie
@@ -159,7 +202,7 @@ def cmd_rank(args) -> int:
     else:
         if suffix != ".toml":  # a movie file: the default config with input.path
             overrides["input.path"] = str(data.resolve())
-        cfg = load_config(data if suffix == ".toml" else None, overrides)
+        cfg = load_config(data if suffix == ".toml" else None, overrides, labels)
         if not cfg.input.path:
             raise CaimgError(f"{data}: the config has no input.path; set the movie to analyse.")
         inputs = _rank_outputs_checked(out_dir, args.overwrite, data, cfg)
@@ -168,18 +211,18 @@ def cmd_rank(args) -> int:
         max_iter, n_jobs = cfg.nmf.max_iter, cfg.nmf.n_jobs
         what = f"movie {Path(cfg.input.path).name} after preprocessing ({shape[0]} frames of {shape[1]} x {shape[2]})"
         default_ranks = f"{rc.min_rank}:{min(rc.max_rank, min(X.shape))}:{rc.step}"
-    ranks = parse_ranks(args.ranks or default_ranks, max_rank=min(X.shape))
-    methods = tuple(m.strip() for m in args.methods.split(",")) if args.methods else \
-        (rc.methods if rc else ("vaf", "cv", "stability"))
-    replicates = args.replicates or (rc.replicates if rc else 5)
-    holdout = args.holdout if args.holdout is not None else (rc.holdout if rc else 0.1)
+    ranks = parse_ranks(args.ranks or default_ranks, max_rank=min(X.shape),
+                        label=f"--ranks {args.ranks}" if args.ranks else None)
+    methods = flags.get("methods", rc.methods if rc else ("vaf", "cv", "stability"))
+    replicates = flags.get("replicates", rc.replicates if rc else 5)
+    holdout = flags.get("holdout", rc.holdout if rc else 0.1)
     report = Reporter(quiet=args.quiet)
     total = count_fits(len(ranks), methods, replicates)
     report.info(f"rank selection on {what}: ranks {ranks[0]}..{ranks[-1]}, {total} fits")
     with report.task("rank selection", total=total, unit="fits") as advance:
         sel = select_rank(X, ranks, methods=methods, replicates=replicates, holdout=holdout,
-                          random_state=args.seed if args.seed is not None else seed, solver=solver,
-                          max_iter=max_iter, n_jobs=args.n_jobs or n_jobs, progress=advance)
+                          random_state=flags.get("seed", seed), solver=solver,
+                          max_iter=max_iter, n_jobs=flags.get("n_jobs", n_jobs), progress=advance)
     with protected_inputs(inputs):
         paths = _rank_io.save_selection(sel, out_dir, overwrite=args.overwrite, source=str(data))
     print(sel.table())
@@ -200,6 +243,31 @@ def _rank_outputs_checked(out_dir: Path, overwrite: bool, data: Path, cfg=None) 
     for name in OUTPUT_NAMES:
         check_output_path(out_dir / name, overwrite=overwrite, inputs=inputs)
     return inputs
+
+
+# rank's flags and the config keys whose declaration (type, bounds) they are checked against
+_RANK_FLAG_KEYS = (("replicates", "rank.replicates"), ("holdout", "rank.holdout"), ("methods", "rank.methods"),
+                   ("seed", "nmf.seed"), ("n_jobs", "nmf.n_jobs"))
+
+
+def _rank_flags(args) -> dict:
+    """The rank flags given, each checked against its config key; errors name the flag as typed.
+    --ranks is checked for its form here, and against the data's size once that is known."""
+    from .config import check_key
+    from .rank import parse_ranks
+
+    given = {}
+    for flag, key in _RANK_FLAG_KEYS:
+        text = getattr(args, flag)
+        if text is None:
+            continue
+        value = [m.strip() for m in text.split(",")] if flag == "methods" else text
+        given[flag] = check_key(key, value, label=f"--{flag.replace('_', '-')} {text}")
+        if flag == "methods" and len(set(value)) != len(value):
+            raise CaimgError(f"--methods {text}: each method at most once.")
+    if args.ranks:
+        parse_ranks(args.ranks, label=f"--ranks {args.ranks}")
+    return given
 
 
 def cmd_info(args) -> int:
@@ -224,8 +292,10 @@ def cmd_info(args) -> int:
 
 
 def cmd_figures(args) -> int:
+    from .config import check_key
     from .figures import make_figures
 
+    check_key("figures.dpi", args.dpi, label=f"--dpi {args.dpi}")
     out_dir = Path(args.out) if args.out else Path(args.result).resolve().parent / "figures"
     movie = None
     if args.movie:
@@ -234,7 +304,8 @@ def cmd_figures(args) -> int:
         movie = load_movie(args.movie)
     inputs = [args.result, args.movie, args.style if args.style and os.path.isfile(args.style) else None]
     written = make_figures(args.result, out_dir, movie=movie, formats=tuple(args.format or ("png", "pdf")),
-                           style=args.style, dpi=args.dpi, overwrite=args.overwrite, inputs=inputs)
+                           style=args.style, dpi=args.dpi, overwrite=args.overwrite, inputs=inputs,
+                           movie_label=f"--movie {args.movie}")
     for name, paths in written.items():
         print(f"{name}: {', '.join(str(p) for p in paths)}")
     return EXIT_OK
@@ -262,7 +333,8 @@ def cmd_config(args) -> int:
     if args.config is None:
         print(describe_defaults())
     else:
-        print(load_config(args.config, _overrides_from_args(args)).to_toml())
+        labels = {}
+        print(load_config(args.config, _overrides_from_args(args, labels), labels).to_toml())
     return EXIT_OK
 
 
@@ -322,11 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "list (default: the config's [rank] section; 1:10 for a matrix)")
     p.add_argument("--output", "-o", metavar="DIR", help="folder for rank_selection.h5/.png/.pdf (default: "
                    "current folder)")
-    p.add_argument("--replicates", type=int, metavar="N", help="held-out masks and fits per rank (default 5)")
-    p.add_argument("--holdout", type=float, metavar="F", help="fraction of entries held out (default 0.1)")
+    p.add_argument("--replicates", type=int, metavar="N", help="held-out masks and fits per rank, at least 2 "
+                   "(default: rank.replicates, 5)")
+    p.add_argument("--holdout", type=float, metavar="F", help="fraction of entries held out, above 0 up to 0.5 "
+                   "(default: rank.holdout, 0.1)")
     p.add_argument("--methods", metavar="LIST", help="comma list of vaf,cv,stability (default all)")
     p.add_argument("--seed", type=int, help="random seed (default nmf.seed, or 0)")
-    p.add_argument("--n-jobs", type=int, metavar="N", help="parallel fits")
+    p.add_argument("--n-jobs", type=int, metavar="N", help="parallel fits, at least 1 (default nmf.n_jobs, or 1)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key")
     p.add_argument("--overwrite", action="store_true", help="replace existing rank_selection files")
     p.set_defaults(func=cmd_rank)
@@ -339,9 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="draw the figures of a result file (no recomputation)")
     p.add_argument("result", help="result HDF5 file")
     p.add_argument("--out", metavar="DIR", help="folder for the figures (default: figures/ beside the result)")
-    p.add_argument("--style", default="paper", help="paper, screen, or a .mplstyle file")
+    p.add_argument("--style", default="paper", help="paper, screen, a matplotlib style name, or a .mplstyle "
+                   "file")
     p.add_argument("--format", action="append", choices=("png", "pdf", "svg"), help="repeatable; default png and pdf")
-    p.add_argument("--dpi", type=int, default=300)
+    p.add_argument("--dpi", type=int, default=300, help="resolution of the PNGs, 50 to 1200 (default 300)")
     p.add_argument("--movie", metavar="PATH", help="the registered movie, for the reconstruction figure")
     p.add_argument("--overwrite", action="store_true", help="replace the figures already in the folder (figure "
                    "names only: footprints*, contours_*, traces_*, ...); the figures an earlier run wrote there "

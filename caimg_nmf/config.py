@@ -16,6 +16,7 @@ user expects: they are made absolute then.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import types
@@ -36,7 +37,7 @@ from ._config_sections import (  # noqa: F401
     SECTIONS, CurateConfig, DetectConfig, FactorizeConfig, FiguresConfig, InputConfig, MotionConfig, NMFConfig,
     OutputConfig, PreprocessConfig, RankConfig, RoisConfig, SomataConfig, SpikesConfig, TracesConfig)
 
-__all__ = ["Config", "load_config", "read_toml", "SECTIONS", "parse_override", "describe_defaults",
+__all__ = ["Config", "load_config", "read_toml", "SECTIONS", "parse_override", "describe_defaults", "check_key",
            "InputConfig", "PreprocessConfig", "MotionConfig", "FactorizeConfig", "NMFConfig", "RankConfig",
            "DetectConfig", "CurateConfig", "SomataConfig", "RoisConfig", "TracesConfig", "SpikesConfig", "OutputConfig",
            "FiguresConfig", "PATH_KEYS"]
@@ -63,18 +64,27 @@ class Config(_make_config_class()):
     """The whole pipeline configuration: one attribute per section (``cfg.nmf.rank``).
 
     Build it with :func:`load_config` (TOML file), :meth:`from_dict`, or ``Config()`` for the
-    defaults. ``base_dir`` is the folder that relative paths are resolved against.
+    defaults. ``base_dir`` is the folder that relative paths are resolved against. ``explicit``
+    holds the ``"section.key"`` names that were given (in a file, a dict or an override) rather than
+    left at their defaults.
     """
 
-    def __init__(self, *args, base_dir: str | Path | None = None, source: str = "<defaults>", **kwargs):
+    def __init__(self, *args, base_dir: str | Path | None = None, source: str = "<defaults>",
+                 explicit=frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
         object.__setattr__(self, "base_dir", Path(base_dir) if base_dir is not None else Path.cwd())
         object.__setattr__(self, "source", source)
+        object.__setattr__(self, "explicit", frozenset(explicit))
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "<dict>", base_dir=None) -> "Config":
-        """Validate a nested mapping ``{section: {key: value}}`` and build a Config."""
+    def from_dict(cls, data: dict, *, source: str = "<dict>", base_dir=None, labels: dict | None = None,
+                  explicit=None) -> "Config":
+        """Validate a nested mapping ``{section: {key: value}}`` and build a Config.
+
+        ``labels`` maps ``"section.key"`` to what the user typed to set it (e.g. ``"--rank 0"``):
+        an error about that key names it instead of ``source``. ``explicit``: the keys given (by
+        default, those in ``data``)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: the configuration must be a table of sections, got "
                               f"{type(data).__name__}") from None
@@ -86,25 +96,31 @@ class Config(_make_config_class()):
                                   f"{', '.join(sorted(by_name))}.") from None
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: [{name}] must be a table of keys, got {values!r}") from None
-            sections[name] = _build_section(by_name[name], values, source)
-        cfg = cls(base_dir=base_dir, source=source, **sections)
-        _check_cross(cfg, source)
+            sections[name] = _build_section(by_name[name], values, source, labels or {})
+        if explicit is None:
+            explicit = {f"{s}.{k}" for s, values in data.items() for k in values}
+        cfg = cls(base_dir=base_dir, source=source, explicit=explicit, **sections)
+        _check_cross(cfg, source, labels or {})
         return cfg
 
-    def replace(self, overrides: dict | None = None, **dotted) -> "Config":
+    def replace(self, overrides: dict | None = None, *, labels: dict | None = None, **dotted) -> "Config":
         """Return a new Config with ``{"section.key": value}`` overrides applied and validated.
 
         A relative path given here (``input.path``, ``output.path``, and ``figures.style`` when it names
         a file) is relative to the current working folder, not to the config file's: it is made
-        absolute now."""
+        absolute now.
+
+        ``labels``: ``{"section.key": what the user typed}``, named by errors about those keys."""
         merged = self.to_dict()
-        for dotted_key, value in {**(overrides or {}), **dotted}.items():
+        given = {**(overrides or {}), **dotted}
+        for dotted_key, value in given.items():
             section, key = _split_dotted(dotted_key)
             dotted_key = f"{section}.{key}"
             if dotted_key in PATH_KEYS or (dotted_key == "figures.style" and _names_a_file(value)):
                 value = _absolute_from_cwd(value)
             merged.setdefault(section, {})[key] = value
-        return Config.from_dict(merged, source=self.source, base_dir=self.base_dir)
+        return Config.from_dict(merged, source=self.source, base_dir=self.base_dir, labels=labels,
+                                explicit=self.explicit | set(given))
 
     # -- output ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -150,7 +166,7 @@ def _names_a_file(value) -> bool:
     return isinstance(value, (str, os.PathLike)) and bool(os.fspath(value)) and os.path.isfile(value)
 
 
-def load_config(path=None, overrides: dict | None = None) -> Config:
+def load_config(path=None, overrides: dict | None = None, labels: dict | None = None) -> Config:
     """Load a TOML config file (or the defaults when ``path`` is None) and apply overrides.
 
     Parameters
@@ -160,6 +176,9 @@ def load_config(path=None, overrides: dict | None = None) -> Config:
     overrides : dict, optional
         ``{"section.key": value}`` applied after the file (e.g. from the command line); paths in
         them are relative to the working folder.
+    labels : dict, optional
+        ``{"section.key": what the user typed}`` (e.g. ``"--cell-diameter 0.1"``): errors about an
+        override name that instead of the config's source.
     """
     if path is None:
         cfg = Config()
@@ -168,7 +187,17 @@ def load_config(path=None, overrides: dict | None = None) -> Config:
         data = read_toml(path, what="config file", hint="Check the path, or run without a config file "
                          "and give --input.")
         cfg = Config.from_dict(data, source=str(path), base_dir=path.resolve().parent)
-    return cfg.replace(overrides) if overrides else cfg
+    return cfg.replace(overrides, labels=labels) if overrides else cfg
+
+
+def check_key(dotted: str, value, *, label: str):
+    """Check ``value`` against the declaration of config key ``dotted`` (its type and bounds, the one
+    declared place) for a flag that is not applied to a Config (e.g. ``caimg-nmf rank --holdout``);
+    an error names ``label`` (what the user typed). Returns the value as the key would hold it."""
+    section, key = _split_dotted(dotted)
+    cls = next(c for c in SECTIONS if c.section == section)
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
+    return _check_value(dotted, value, typing.get_type_hints(cls)[key], meta, "", label)
 
 
 def read_toml(path, *, what: str = "config file", hint: str = "") -> dict:
@@ -190,7 +219,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. --set nmf.rank=10") from None
     key, raw = text.split("=", 1)
     key = key.strip()
-    _split_dotted(key)
+    try:
+        _split_dotted(key)
+    except ConfigError as exc:
+        raise ConfigError(f"--set {text}: {exc}") from None
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -238,7 +270,7 @@ def _split_dotted(dotted: str) -> tuple[str, str]:
 _MOVED_KEYS = {"curate.threshold": "[rois] threshold (curation checks the masks the result will hold)"}
 
 
-def _build_section(cls, values: dict, source: str):
+def _build_section(cls, values: dict, source: str, labels: dict | None = None):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -248,7 +280,9 @@ def _build_section(cls, values: dict, source: str):
             hint = f" It moved: use {moved} instead." if moved else ""
             raise ConfigError(f"{source}: unknown key {key!r} in [{cls.section}].{hint} Valid keys: "
                               f"{', '.join(fields)}.") from None
-        kwargs[key] = _check_value(f"{cls.section}.{key}", value, hints[key], fields[key].metadata, source)
+        where = f"{cls.section}.{key}"
+        kwargs[key] = _check_value(where, value, hints[key], fields[key].metadata, source,
+                                   (labels or {}).get(where))
     return cls(**kwargs)
 
 
@@ -261,9 +295,32 @@ def _type_name(tp) -> str:
             tuple: "a list"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def _check_value(where: str, value, tp, meta, source):
+def _matches(value, tp) -> bool:
+    """Whether ``value`` has the Python type that the key type ``tp`` takes (bounds aside)."""
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is tuple:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, tp) if isinstance(tp, type) else False
+
+
+def _bound(value, unit) -> str:
+    return f"{value:g}{' ' + unit if unit else ''}"
+
+
+def _range_hint(lo, hi, meta, unit) -> str:
+    """' (from 2 px up to 100000 px)': the key's valid range, for messages."""
+    low = "" if lo is None else f"{'above' if meta.get('min_exclusive') else 'from'} {_bound(lo, unit)}"
+    high = "" if hi is None else f"up to {_bound(hi, unit)}"
+    return f" ({' '.join(p for p in (low, high) if p)})" if low or high else ""
+
+
+def _check_value(where: str, value, tp, meta, source, label=None):
     def fail(why):
-        raise ConfigError(f"{source}: {where} = {value!r}: {why}") from None
+        prefix = label if label else f"{source}: {where} = {value!r}"
+        raise ConfigError(f"{prefix}: {why}") from None
 
     words = meta.get("words")
     if words:  # a number, or one of a few words (nmf.rank = "auto")
@@ -277,12 +334,9 @@ def _check_value(where: str, value, tp, meta, source):
         return None  # optional key left unset (possible from Python; TOML has no null)
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(tp) if a is not type(None)]
-        errors = []
-        for option in options:  # first matching alternative wins
-            try:
-                return _check_value(where, value, option, meta, source)
-            except ConfigError as exc:
-                errors.append(str(exc))
+        for option in options:  # the alternative of the value's type decides: its own error says the rule
+            if _matches(value, option):
+                return _check_value(where, value, option, meta, source, label)
         fail(f"expected {_type_name(tp)}")
     if tp is bool:
         if not isinstance(value, bool):
@@ -293,7 +347,10 @@ def _check_value(where: str, value, tp, meta, source):
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail("expected a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float's range
+            fail("must be a finite number")
     elif tp is str:
         if not isinstance(value, str):
             fail("expected a string (in quotes)")
@@ -311,52 +368,70 @@ def _check_value(where: str, value, tp, meta, source):
         return value
     if meta.get("choices") is not None and value not in meta["choices"]:
         fail(f"not one of the valid choices: {', '.join(map(str, meta['choices']))}")
-    lo, hi = meta.get("min"), meta.get("max")
+    lo, hi, unit = meta.get("min"), meta.get("max"), meta.get("unit")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value != value:
-            fail("NaN is not allowed")
+            fail(f"NaN is not allowed; give a number{_range_hint(lo, hi, meta, unit)}")
+        if isinstance(value, float) and math.isinf(value):
+            fail(f"must be a finite number{_range_hint(lo, hi, meta, unit)}")
         if lo is not None and (value < lo or (meta.get("min_exclusive") and value == lo)):
-            fail(f"must be {'greater than' if meta.get('min_exclusive') else 'at least'} {lo}")
+            fail(f"must be {'greater than' if meta.get('min_exclusive') else 'at least'} {_bound(lo, unit)}")
         if hi is not None and value > hi:
-            fail(f"must be at most {hi}")
+            fail(f"must be at most {_bound(hi, unit)}")
     return value
 
 
-def _check_cross(cfg: Config, source: str) -> None:
-    """Checks that involve more than one key."""
-    def fail(msg):
-        raise ConfigError(f"{source}: {msg}") from None
+def _check_cross(cfg: Config, source: str, labels: dict) -> None:
+    """Checks that involve more than one key. An error names the flags that set the keys involved
+    (``labels``), or else the config's source."""
+    def fail(msg, *keys):
+        given = [labels[k] for k in keys if k in labels]
+        raise ConfigError(f"{', '.join(given) if given else source}: {msg}") from None
 
     if cfg.nmf.beta_loss == "kullback-leibler" and cfg.nmf.solver != "mu":
-        fail("nmf.beta_loss = 'kullback-leibler' needs nmf.solver = 'mu' (the only solver for KL).")
+        fail("nmf.beta_loss = 'kullback-leibler' needs nmf.solver = 'mu' (the only solver for KL).",
+             "nmf.beta_loss", "nmf.solver")
     if cfg.rank.min_rank > cfg.rank.max_rank:
-        fail(f"rank.min_rank = {cfg.rank.min_rank} is larger than rank.max_rank = {cfg.rank.max_rank}.")
+        fail(f"rank.min_rank = {cfg.rank.min_rank} is larger than rank.max_rank = {cfg.rank.max_rank}.",
+             "rank.min_rank", "rank.max_rank")
     if len(set(cfg.rank.methods)) != len(cfg.rank.methods):
-        fail(f"rank.methods = {list(cfg.rank.methods)}: each method at most once.")
+        fail(f"rank.methods = {list(cfg.rank.methods)}: each method at most once.", "rank.methods")
     crop = cfg.preprocess.crop
     if crop:
         if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in crop):
-            fail(f"preprocess.crop = {list(crop)}: expected four nonnegative integers [top, bottom, left, right]")
+            fail(f"preprocess.crop = {list(crop)}: expected four nonnegative integers [top, bottom, left, right]",
+                 "preprocess.crop")
         if crop[0] >= crop[1] or crop[2] >= crop[3]:
-            fail(f"preprocess.crop = {list(crop)}: top must be < bottom and left < right")
+            fail(f"preprocess.crop = {list(crop)}: top must be < bottom and left < right", "preprocess.crop")
     if 0 < cfg.detect.max_binned_frames < 10:
         fail(f"detect.max_binned_frames = {cfg.detect.max_binned_frames}: use 0 (no limit) or at least 10 "
-             "(the summary images need that many binned frames).")
+             "(the summary images need that many binned frames).", "detect.max_binned_frames")
     sp = cfg.spikes
     if sp.order == 1 and sp.rise_time_s > 0:
         fail(f"spikes.rise_time_s = {sp.rise_time_s} is used by the AR(2) model only: set spikes.order = 2, "
-             "or rise_time_s = 0.")
+             "or rise_time_s = 0.", "spikes.rise_time_s", "spikes.order")
     if sp.order == 2 and (sp.decay_time_s > 0) != (sp.rise_time_s > 0):
         fail("spikes.order = 2 takes both spikes.decay_time_s and spikes.rise_time_s, or neither (0: both "
-             f"estimated per cell); got decay_time_s = {sp.decay_time_s}, rise_time_s = {sp.rise_time_s}.")
+             f"estimated per cell); got decay_time_s = {sp.decay_time_s}, rise_time_s = {sp.rise_time_s}.",
+             "spikes.order", "spikes.decay_time_s", "spikes.rise_time_s")
     if cfg.motion.patch_overlap >= cfg.motion.patch_size:
         fail(f"motion.patch_overlap = {cfg.motion.patch_overlap} must be less than motion.patch_size = "
-             f"{cfg.motion.patch_size} (neighbouring patches would not advance).")
+             f"{cfg.motion.patch_size} (neighbouring patches would not advance).",
+             "motion.patch_overlap", "motion.patch_size")
 
 
 # --------------------------------------------------------------------------------------------
 # TOML writing (tomllib reads only); enough for our flat sections.
 # --------------------------------------------------------------------------------------------
+
+# TOML basic strings: these escapes, and \uXXXX for every other control character (U+0000-U+001F, U+007F).
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+                 "\r": "\\r"}
+
+
+def _toml_char(ch: str) -> str:
+    return f"\\u{ord(ch):04X}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+
 
 def _toml_value(v) -> str:
     if isinstance(v, bool):
@@ -364,7 +439,7 @@ def _toml_value(v) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_TOML_ESCAPES.get(ch) or _toml_char(ch) for ch in v) + '"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {v!r} as TOML")

@@ -2,21 +2,36 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
-__all__ = ["available_memory", "format_bytes", "estimate_run_memory", "estimate_local_memory"]
+from .errors import MemoryBudgetError
+
+__all__ = ["available_memory", "total_memory", "free_disk", "plan_memory", "format_bytes", "estimate_run_memory",
+           "estimate_local_memory"]
 
 
 def available_memory() -> int:
     """Bytes of memory available to new work (MemAvailable on Linux; a guess elsewhere)."""
+    return _memory("MemAvailable", "SC_AVPHYS_PAGES")
+
+
+def total_memory() -> int:
+    """Bytes of physical memory of this machine (MemTotal on Linux; a guess elsewhere)."""
+    return _memory("MemTotal", "SC_PHYS_PAGES")
+
+
+def _memory(meminfo_field: str, sysconf_pages: str) -> int:
+    """A line of /proc/meminfo in bytes, else ``sysconf_pages`` pages, else 8 GB."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(meminfo_field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf(sysconf_pages) * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 8 * 1024**3
 
@@ -65,3 +80,34 @@ def estimate_local_memory(frames_shape, cell_diameter=None, frame_rate=10.0, sum
     tile = (min(H, tile_size) + 2 * (d + 1)) * (min(W, tile_size) + 2 * (d + 1))
     worker = (T // b) * tile * 4 * 2.6 + min(T * tile * 4 * 1.6, TRACE_CHUNK_BYTES)
     return int(T * P * 4 + 2 * binned + (K * (4 + 1 + 2 + 0.25 * 2) + B * 4) * P + 64 * 1024**2 + max(1, n_jobs) * worker)
+
+
+def free_disk(path) -> int:
+    """Bytes free for temporary files in the folder ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def plan_memory(need: int, streamed: int, scratch, free: int) -> bool:
+    """Whether a run needing ``need`` bytes, with ``free`` bytes of memory available, must stream its
+    ``streamed`` bytes of frames from a temporary file in ``scratch`` (the run's temporary folder,
+    inside the output folder): True, or fits in memory: False. Raises MemoryBudgetError when it cannot run here at all: ``need`` is more
+    than the machine's memory and free disk together (an estimate that large comes from values that
+    size the run wrongly; streaming it would fill the disk, or be killed by the kernel much later),
+    or the frames to stream do not fit on the disk."""
+    if need <= 0.8 * free:
+        return False
+    scratch = Path(scratch)
+    total, disk = total_memory(), free_disk(scratch)
+    if need > total + disk:
+        raise MemoryBudgetError(
+            f"the run needs about {format_bytes(need)}, more than this machine has: {format_bytes(total)} of "
+            f"memory and {format_bytes(disk)} free for temporary files in {scratch.parent}. Crop or bin the movie "
+            "(preprocess.crop, spatial_bin, temporal_bin), analyse fewer frames (input.n_frames), or check "
+            "the values that size the run (input.cell_diameter, nmf.rank).") from None
+    if streamed > disk:
+        raise MemoryBudgetError(
+            f"the run needs about {format_bytes(need)} but {format_bytes(free)} of memory is free, and its "
+            f"frames ({format_bytes(streamed)}) do not fit in the {format_bytes(disk)} free for temporary files "
+            f"in {scratch.parent}. Free memory or disk space, or crop or bin the movie (preprocess.crop, "
+            "spatial_bin, temporal_bin).") from None
+    return True

@@ -23,7 +23,7 @@ from .io.lock import OutputLock
 from .io.movie import Movie, load_movie
 from .io.provenance import input_identity, provenance_attrs
 from .io.result import Result
-from .memory import available_memory, estimate_local_memory, estimate_run_memory, format_bytes
+from .memory import available_memory, estimate_local_memory, estimate_run_memory, format_bytes, plan_memory
 from .stages._local_fit import resolve_n_jobs
 from .progress import Reporter
 from .stages import preprocess as pre
@@ -68,6 +68,7 @@ def _stage_load(state: RunState) -> None:
         state.movie = load_movie(path, dataset=cfg.dataset, axes=cfg.axes, check_axes=cfg.check_axes)
     movie = state.movie
     state.report.info(f"input: {movie}")
+    _check_against_frame(state.cfg, movie.shape)  # before the input is hashed: refused at once
     state.attrs.update(input_identity(movie))
     state.input_rate, state.attrs["frame_rate_source"] = _input_frame_rate(cfg, movie, state.report)
 
@@ -108,8 +109,14 @@ def _stage_prepare(state: RunState) -> None:
                                      max_binned_frames=cfg.detect.max_binned_frames)
     free = available_memory()
     out = None
-    if need > 0.8 * free:
-        _check_fits_on_disk(state, shape, need, free)
+    try:
+        streamed = plan_memory(need, 4 * shape[0] * shape[1] * shape[2], state.scratch, free)
+    except MemoryBudgetError as exc:
+        T, H, W = state.movie.shape
+        raise MemoryBudgetError(f"{state.movie.source}: the movie declares {T} x {H} x {W} frames. {exc} To "
+                                "analyse part of it, set input.n_frames (and input.first_frame); if the file "
+                                "should not be that large, it is damaged.") from None
+    if streamed:
         # Too big for memory: keep the prepared frames in a disk-backed array; NMF streams them.
         state.report.warn(f"the run needs about {format_bytes(need)} but {format_bytes(free)} is free: "
                           f"frames go to a temporary file in {state.scratch} and NMF streams them "
@@ -123,25 +130,6 @@ def _stage_prepare(state: RunState) -> None:
     pre.check_not_constant(state.frames, state.movie.source)
     _offset_negative_movie(state)
     state.frame_rate = state.input_rate / cfg.preprocess.temporal_bin
-
-
-def _check_fits_on_disk(state: RunState, shape, need: int, free: int) -> None:
-    """Refuse, before any work, a run that fits neither in memory nor as a scratch file on disk
-    (e.g. a file declaring 10^6 frames of 4096 x 4096): streaming it would only fail later."""
-    import shutil
-
-    frames_bytes = int(np.prod(shape, dtype=np.float64)) * 4
-    disk = shutil.disk_usage(state.scratch).free
-    if frames_bytes <= 0.9 * disk:
-        return
-    T, H, W = state.movie.shape
-    raise MemoryBudgetError(
-        f"{state.movie.source}: the movie declares {T} x {H} x {W} frames; the run needs about "
-        f"{format_bytes(need)} of memory ({format_bytes(free)} free), and its prepared frames "
-        f"({' x '.join(map(str, shape))} float32, {format_bytes(frames_bytes)}) do not fit in the "
-        f"{format_bytes(disk)} free on {state.scratch.parent} either. Analyse fewer frames (input.n_frames, "
-        "input.first_frame), crop (preprocess.crop) or bin (preprocess.spatial_bin, preprocess.temporal_bin); "
-        "if the file should not be that large, it is damaged.") from None
 
 
 def _offset_negative_movie(state: RunState) -> None:
@@ -185,6 +173,58 @@ def _stage_preprocess(state: RunState) -> None:
     frames, baseline = pre.remove_baseline(state.frames, state.cfg.preprocess, source=state.movie.source)
     state.frames, state.baseline = frames, baseline
     state.extras["baseline"] = baseline
+
+
+def _check_against_frame(cfg: Config, movie_shape: tuple) -> None:
+    """Values that must suit the movie's size once prepared (frames subset, crop, binning): a given
+    cell diameter, and a fixed rank of the whole-field method."""
+    shape = pre.output_shape(movie_shape, cfg.input, cfg.preprocess)
+    _check_cell_diameter(cfg, shape[1:])
+    if cfg.factorize.method == "whole" and cfg.nmf.rank != "auto":
+        _check_rank_fits(cfg.nmf.rank, shape)
+
+
+def _check_cell_diameter(cfg: Config, frame: tuple) -> None:
+    """Refuse a given input.cell_diameter that cannot be a cell of this frame (after crop and
+    binning): below 2 px, or above a quarter of the frame's shorter side (a typo such as 5000 on
+    64 x 64 would otherwise run for minutes, or exhaust the memory), with the valid range."""
+    d = cfg.input.cell_diameter
+    if d is None:
+        return
+    b = cfg.preprocess.spatial_bin
+    lo, hi = cell_diameter_limits(frame)
+    if lo <= d / b <= hi:
+        return
+    H, W = frame
+    changed = [name for name, on in (("preprocess.crop", bool(cfg.preprocess.crop)),
+                                     (f"preprocess.spatial_bin = {b}", b > 1)) if on]
+    frame_text = f"{H} x {W}" + (f" after {' and '.join(changed)}" if changed else "")
+    if hi < lo:
+        raise ConfigError(f"input.cell_diameter = {d:g} px: the frame ({frame_text}) is too small for cells of "
+                          f"at least {lo:g} px (a quarter of its shorter side is {hi:g} px); crop or bin less.") \
+            from None
+    binned = f" ({d / b:g} px in the binned frame)" if b > 1 else ""
+    why = (f"is larger than a quarter of the shorter side of the frame ({frame_text})" if d / b > hi else
+           f"is below {lo:g} px (frame {frame_text})")
+    raise ConfigError(f"input.cell_diameter = {d:g} px{binned} {why}: use {lo * b:g} to {hi * b:g} px, or "
+                      "leave it out to have it estimated.") from None
+
+
+def cell_diameter_limits(frame: tuple) -> tuple[float, float]:
+    """(smallest, largest) cell diameter in pixels for frames of ``frame`` = (H, W) pixels: the
+    config's minimum (input.cell_diameter, 2 px), and a quarter of the shorter side (a cell window
+    is about two diameters wide, and background tents need a few windows to the frame)."""
+    from .config import InputConfig
+
+    low = next(f.metadata["min"] for f in dataclasses.fields(InputConfig) if f.name == "cell_diameter")
+    return float(low), min(frame) / 4
+
+
+def _check_rank_fits(K: int, shape: tuple) -> None:
+    T, H, W = shape
+    if K > min(H * W, T):
+        raise ConfigError(f"nmf.rank = {K} is larger than min(pixels, frames) = min({H * W}, {T}) of this "
+                          "movie; choose a smaller rank (--rank).") from None
 
 
 def _mean_frame(frames) -> np.ndarray:
@@ -303,9 +343,11 @@ def _add_somata(state: RunState, kept, diameter: float):
                                 split_noise_image)
 
     cfg = state.cfg
-    if diameter < MIN_DIAMETER or state.frames.shape[0] < 2:
+    largest = cell_diameter_limits(state.mean_image.shape)[1]
+    if not MIN_DIAMETER <= diameter <= largest or state.frames.shape[0] < 2:
         state.report.warn(f"somata in the mean image not looked for: the cell diameter ({diameter:.1f} px) is "
-                          f"below {MIN_DIAMETER:g} px or the movie has fewer than 2 frames")
+                          f"below {MIN_DIAMETER:g} px or above a quarter of the frame's shorter side "
+                          f"({largest:g} px), or the movie has fewer than 2 frames")
         return None
     # what the cells found leave of the mean image: the gap between three bright cells is dark in the
     # middle and bright all round, like a soma (searched in the mean image itself: 2-3 false cells on
@@ -356,9 +398,7 @@ def _factorize_whole(state: RunState) -> None:
     if K == "auto":
         K = _select_rank(state)
         nmf_cfg = dataclasses.replace(cfg.nmf, rank=K)
-    if K > min(H * W, T):
-        raise ConfigError(f"nmf.rank = {K} is larger than min(pixels, frames) = min({H * W}, {T}) of this "
-                          "movie; choose a smaller rank (--rank).") from None
+    _check_rank_fits(K, (T, H, W))
     with state.report.task(f"NMF ({cfg.nmf.solver}, rank {K}, {cfg.nmf.replicates} replicate(s))",
                            total=cfg.nmf.max_iter * cfg.nmf.replicates, unit="it") as advance:
         fit = factorize_whole(state.frames, nmf_cfg, progress=advance)
@@ -437,7 +477,7 @@ def default_output_path(cfg: Config) -> Path:
     return Path.cwd() / f"{stem}_caimg" / "result.h5"
 
 
-def _as_config(config, overrides: dict) -> Config:
+def _as_config(config, overrides: dict, report: Reporter | None = None) -> Config:
     if isinstance(config, Config):
         cfg = config
     elif isinstance(config, dict):
@@ -446,8 +486,9 @@ def _as_config(config, overrides: dict) -> Config:
         cfg = Config()
     else:
         cfg = load_config(config)
-    dotted = {}
+    dotted, labels = {}, {}
     for key, value in overrides.items():
+        given = f"{key}={value!r}"  # as typed in the call, for errors about it
         if key in _SHORTHANDS:
             key = _SHORTHANDS[key]
         elif "__" in key:
@@ -457,19 +498,31 @@ def _as_config(config, overrides: dict) -> Config:
                               f"'section__key', or one of {', '.join(_SHORTHANDS)}.") from None
         if isinstance(value, Path):
             value = str(value)
-        dotted[key] = value
-    cfg = cfg.replace(dotted) if dotted else cfg
-    check_rank_use(cfg, "nmf.rank" in dotted)
-    return cfg
+        dotted[key], labels[key] = value, given
+    cfg = cfg.replace(dotted, labels=labels) if dotted else cfg
+    return check_rank_use(cfg, "nmf.rank" in dotted, report=report, given_as=labels.get("nmf.rank"))
 
 
-def check_rank_use(cfg: Config, rank_given: bool) -> None:
-    """A rank given explicitly while the local method runs would be ignored: say so instead."""
-    if rank_given and cfg.factorize.method != "whole":
-        raise ConfigError(f"a rank (nmf.rank = {cfg.nmf.rank}) was given, but factorize.method = "
+def check_rank_use(cfg: Config, rank_given: bool, *, report: Reporter | None = None,
+                   given_as: str | None = None) -> Config:
+    """The config to run when a rank was given explicitly (``given_as``: as the user typed it).
+
+    With no factorize.method given, a rank means the whole-field method (the NMF primer's recipe:
+    ``run --input m.tif --rank 5``); the log says so. With factorize.method = 'local' given
+    explicitly, the rank would be ignored: ConfigError."""
+    if not rank_given or cfg.factorize.method == "whole":
+        return cfg
+    given_as = given_as or f"nmf.rank = {cfg.nmf.rank}"
+    if "factorize.method" in cfg.explicit:
+        raise ConfigError(f"a rank ({given_as}) was given, but factorize.method = "
                           f"'{cfg.factorize.method}' finds the number of cells from the data and does not use "
-                          "it. To factorize the whole field with a fixed rank, also set factorize.method = "
-                          "'whole' (--set factorize.method=whole).") from None
+                          "it. To factorize the whole field with a fixed rank, set factorize.method = "
+                          "'whole' (--set factorize.method=whole), or leave the rank out.") from None
+    if report is not None:
+        report.info(f"{given_as} without factorize.method: factorizing the whole field with that rank "
+                    "(factorize.method = 'whole', the NMF primer's recipe); the default local method finds "
+                    "the number of cells itself")
+    return cfg.replace({"factorize.method": "whole"})
 
 
 def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool = False,
@@ -508,8 +561,12 @@ def run(config=None, *, movie=None, overrides: dict | None = None, quiet: bool =
     >>> result.footprints.shape
     (5, 64, 64)
     """
-    cfg = _as_config(config, {**(overrides or {}), **shorthand})
     report = reporter or Reporter(quiet=quiet)
+    cfg = _as_config(config, {**(overrides or {}), **shorthand}, report)
+    if save and (cfg.figures.enabled if figures is None else figures):
+        from .figures._common import resolve_style
+
+        resolve_style(cfg.figures.style)  # a bad style is refused now, not after the analysis
     started = time.perf_counter()
     out_path = default_output_path(cfg) if save else None
     draw = save and (cfg.figures.enabled if figures is None else figures)

@@ -140,11 +140,12 @@ class RankSelection:
         return fig
 
 
-def parse_ranks(spec, max_rank=None):
+def parse_ranks(spec, max_rank=None, *, label=None):
     """Candidate ranks from ``"a:b"`` (inclusive), ``"a:b:step"``, ``"2,3,5"``, an int n
-    (1..n) or a sequence of ints. Raises InputError naming what is wrong."""
+    (1..n) or a sequence of ints. Raises InputError naming what is wrong, prefixed by ``label``
+    (what the user typed, e.g. ``"--ranks 5:2"``; default ``ranks '5:2'``)."""
     def bad(why):
-        raise InputError(f"ranks {spec!r}: {why}. Use a:b (inclusive, e.g. 2:30), a:b:step "
+        raise InputError(f"{label or f'ranks {spec!r}'}: {why}. Use a:b (inclusive, e.g. 2:30), a:b:step "
                          "(e.g. 2:30:2) or a comma list (e.g. 2,4,8); ranks are integers >= 1.") from None
 
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):

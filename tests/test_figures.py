@@ -253,12 +253,12 @@ def test_reconstruction_of_a_movie_with_negative_values():
 def test_reconstruction_uses_input_path_when_it_exists(tmp_path, caplog):
     r, movie = planted(K=2)
     with caplog.at_level(logging.INFO, logger="caimg_nmf.figures"):
-        written = make_figures(r, tmp_path / "a", formats=("png",), dpi=40)
+        written = make_figures(r, tmp_path / "a", formats=("png",), dpi=50)
     assert "reconstruction" not in written
     assert "reconstruction skipped" in caplog.text
     np.save(tmp_path / "movie.npy", movie)
     r.attrs["input_path"] = str(tmp_path / "movie.npy")
-    written = make_figures(r, tmp_path / "b", formats=("png",), dpi=40)
+    written = make_figures(r, tmp_path / "b", formats=("png",), dpi=50)
     assert "reconstruction" in written
 
 

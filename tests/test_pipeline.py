@@ -148,8 +148,9 @@ def test_local_method_default_recovers_sample_cells(tmp_path, five_cells):
 
 
 def test_rank_with_local_method_is_refused():
+    """A rank with factorize.method = 'local' given explicitly (a rank alone means 'whole')."""
     with pytest.raises(ConfigError, match="factorize.method = 'whole'"):
-        caimg_nmf.run(movie=np.ones((5, 4, 4)), rank=3, save=False, quiet=True)
+        caimg_nmf.run(movie=np.ones((5, 4, 4)), rank=3, method="local", save=False, quiet=True)
 
 
 def test_second_run_to_the_same_output_is_refused(tmp_path, five_cells):

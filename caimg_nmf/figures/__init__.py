@@ -68,6 +68,18 @@ def _check_formats(formats):
     return formats
 
 
+def _check_movie_shape(result, movie, label: str) -> None:
+    """A movie given for the reconstruction must be the movie as analysed: the result's shape."""
+    import numpy as np
+
+    shape = tuple(int(n) for n in getattr(movie, "shape", np.shape(movie)))
+    expected = (result.n_frames, *result.frame_shape)
+    if shape != expected:
+        raise InputError(f"{label}: shape {shape} does not match the result's {expected} (frames, height, "
+                         "width); give the movie as analysed (after crop, binning and motion correction), or "
+                         "leave it out.") from None
+
+
 def _open_input_movie(result):
     """The movie named by ``attrs["input_path"]`` when it (all of it) exists, else None."""
     raw = result.attrs.get("input_path")
@@ -126,7 +138,7 @@ def _retire_old_figures(out_dir: Path, written: dict) -> None:
 
 def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="paper", dpi: int = 300,
                  frames=None, max_cells: int = 30, per_page: int = 100, overwrite: bool = True,
-                 inputs=()) -> dict[str, list[Path]]:
+                 inputs=(), movie_label: str = "movie") -> dict[str, list[Path]]:
     """Write every figure that applies to ``result`` (a Result or a path to a result file) into
     ``out_dir``; returns ``{figure name: [paths written]}``.
 
@@ -136,11 +148,17 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
 
     Figures without data (no motion shifts, no rank selection, no rejected components, no
     movie…) are skipped with a log message. The reconstruction uses ``movie`` when given, else the
-    movie at ``attrs["input_path"]`` when that file exists."""
+    movie at ``attrs["input_path"]`` when that file exists; a ``movie`` given (named ``movie_label``
+    in errors) must have the result's shape. ``dpi`` has the bounds of figures.dpi."""
+    from ..config import check_key
     from ..io import Result
 
+    check_key("figures.dpi", dpi, label=f"dpi={dpi!r}")
     if not isinstance(result, Result):
         result = Result.load(result)
+    result.frame_rate  # noqa: B018 - a bad frame_rate attribute is refused before any figure is written
+    if movie is not None:
+        _check_movie_shape(result, movie, movie_label)
     formats = _check_formats(formats)
     out_dir = Path(out_dir)
     check_writable_dir(out_dir, "figures")

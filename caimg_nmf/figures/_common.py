@@ -42,15 +42,64 @@ def resolve_style(style):
     if (STYLE_DIR / f"{text}.mplstyle").is_file():
         return str(STYLE_DIR / f"{text}.mplstyle")
     path = Path(text).expanduser()
-    if path.suffix == ".mplstyle" or path.parent != Path("."):
+    if path.suffix == ".mplstyle" or path.parent != Path(".") or path.is_file():
         if not path.is_file():
             raise InputError(f"style file not found: {path}. Give a path to an existing .mplstyle file or "
                              f"one of the built-in styles: {', '.join(builtin_styles())}.") from None
+        check_style_file(path)
         return str(path)
     if text in matplotlib.style.available or text in ("default", "classic"):
         return text
     raise InputError(f"unknown figure style {text!r}. Use one of the built-in styles "
                      f"({', '.join(builtin_styles())}), a matplotlib style name, or a path to a .mplstyle file.")
+
+
+def check_style_file(path) -> None:
+    """Refuse a file that is not a matplotlib style: every line must be ``key: value`` (or a
+    comment) with a key of matplotlib's rcParams that styles may set and a value that key accepts.
+    The error names the file, the line and the key; matplotlib, which only logs 'Bad key' lines
+    (printed even by a quiet run) and goes on, never sees such a file."""
+    import matplotlib
+    import matplotlib.style
+
+    not_style = getattr(matplotlib.style, "_STYLE_BLACKLIST", None)
+    if not_style is None:  # matplotlib < 3.11
+        not_style = getattr(getattr(matplotlib.style, "core", None), "STYLE_BLACKLIST", set())
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"style file {path}: cannot read it as text ({exc}).") from None
+    for number, line in enumerate(lines, start=1):
+        text = _strip_style_comment(line)
+        if not text:
+            continue
+        where = f"style file {path}, line {number}"
+        if ":" not in text:
+            raise InputError(f"{where}: expected 'key: value' (e.g. 'font.size: 9'), got {line.strip()!r}. "
+                             "Is this a matplotlib style file?") from None
+        key, value = (part.strip() for part in text.split(":", 1))
+        if key not in matplotlib.rcParams:
+            raise InputError(f"{where}: {key!r} is not a matplotlib setting (rcParams key); see "
+                             "matplotlib.rcParams.keys() for the valid ones.") from None
+        if key in not_style:
+            raise InputError(f"{where}: {key!r} is not a style setting (matplotlib ignores it in styles); "
+                             "remove it.") from None
+        try:
+            matplotlib.RcParams.validate[key](value)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{where}: {key}: {value!r} is not a valid value ({exc}).") from None
+
+
+def _strip_style_comment(line: str) -> str:
+    """``line`` without its comment: a ``#`` outside double quotes (matplotlib's rule; colours such
+    as "#ff0000" are quoted)."""
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted:
+            return line[:i].strip()
+    return line.strip()
 
 
 @contextlib.contextmanager

@@ -104,7 +104,20 @@ class Result:
 
     @property
     def frame_rate(self) -> float:
-        return float(self.attrs.get("frame_rate", 0.0)) or 10.0
+        """Frames per second of the traces (attribute ``frame_rate``; 10 Hz for results without it).
+        A value that is not a number within input.frame_rate's bounds is an InputError naming it."""
+        from ..config import check_key
+        from ..errors import ConfigError
+
+        raw = self.attrs.get("frame_rate")
+        if raw is None:
+            return 10.0
+        try:
+            return check_key("input.frame_rate", raw, label=f"{self.path or 'result'}: attribute frame_rate = "
+                                                          f"{raw!r}")
+        except ConfigError as exc:
+            raise InputError(f"{exc}. Set it to the frames per second of the traces (with h5py: "
+                             "f.attrs['frame_rate'] = 30.0).") from None
 
     @property
     def config_toml(self) -> str:
