@@ -10,6 +10,10 @@ __all__ = ["SECTIONS", "InputConfig", "PreprocessConfig", "MotionConfig", "Facto
            "OutputConfig", "FiguresConfig"]
 
 
+#: The largest integer any key accepts unless it declares a smaller ``max``.
+_INT_MAX = 2**31 - 1
+
+
 def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False, length=None,
          words=None, unit=None):
     """Declare a config key: its default, its documentation and its allowed values.
@@ -18,6 +22,8 @@ def _key(default, doc, *, choices=None, min=None, max=None, min_exclusive=False,
     what the number counts (``"px"``, ``"Hz"``, ``"s"``), said in messages. Every float key has a
     ``min`` and a ``max`` (inf and NaN are always refused): a value beyond them is a typo or a unit
     mix-up, and would otherwise run for hours, overflow, or find nothing without saying why."""
+    if max is None and isinstance(default, int) and not isinstance(default, bool):
+        max = _INT_MAX  # no count in a run comes near it: a larger value is a typo (10**18 tiles)
     meta = {"doc": doc, "choices": choices, "min": min, "max": max,
             "min_exclusive": min_exclusive, "length": length, "words": words, "unit": unit}
     if isinstance(default, (list, dict, set)):
@@ -103,14 +109,14 @@ class NMFConfig:
     beta_loss: str = _key("frobenius", "Loss: 'frobenius' (Gaussian noise) or 'kullback-leibler' (Poisson "
                           "photon counts; solver 'mu' only).", choices=("frobenius", "kullback-leibler"))
     init: str = _key("nndsvda", "Initialisation.", choices=("random", "nndsvd", "nndsvda", "nndsvdar"))
-    replicates: int = _key(1, "Independent starts; the lowest-error one is kept.", min=1)
-    max_iter: int = _key(300, "Iteration limit per replicate.", min=1)
+    replicates: int = _key(1, "Independent starts; the lowest-error one is kept.", min=1, max=10000)
+    max_iter: int = _key(300, "Iteration limit per replicate.", min=1, max=10**6)
     tol: float = _key(1e-4, "Stop when the relative decrease of the error falls below this.", min=0.0,
                       max=1.0)
     l1_W: float = _key(0.0, "L1 (sparsity) penalty on footprints.", min=0.0, max=1e12)
     l1_H: float = _key(0.0, "L1 (sparsity) penalty on traces.", min=0.0, max=1e12)
     seed: int = _key(0, "Random seed: the same input, config and seed give the same result.", min=0)
-    n_jobs: int = _key(1, "Parallel workers for replicates.", min=1)
+    n_jobs: int = _key(1, "Parallel workers for replicates.", min=1, max=1024)
     backend: str = _key("numpy", "Compute backend: 'numpy', or 'torch' (optional extra caimg_nmf[gpu]).",
                         choices=("numpy", "torch"))
     memory_budget_gb: float = _key(2.0, "Memory the NMF may use; larger movies are streamed from disk.",
@@ -125,7 +131,7 @@ class RankConfig:
     max_rank: int = _key(20, "Largest rank tried (capped at min(pixels, frames)).", min=1)
     step: int = _key(1, "Step between the ranks tried.", min=1)
     replicates: int = _key(5, "Held-out masks (cross-validation) and independent fits (stability) per rank.",
-                           min=2)
+                           min=2, max=1000)
     holdout: float = _key(0.1, "Fraction of the movie's entries hidden in each cross-validation mask.",
                           min=0.0, max=0.5, min_exclusive=True)
     methods: tuple = _key(("vaf", "cv", "stability"), "Evidence computed; the recommendation uses 'cv' "
@@ -187,10 +193,10 @@ class MotionConfig:
                             "clipped to +-max_shift. It is also capped at a quarter of the frame's height "
                             "(rows) or width (columns).", min=0.0, max=10000.0, unit="px")
     upsample: int = _key(10, "Sub-pixel precision of the phase correlation: shifts are found to 1/upsample "
-                         "pixel (1 = whole pixels only).", min=1)
+                         "pixel (1 = whole pixels only).", min=1, max=1000)
     template_frames: int = _key(200, "Number of frames, spread over the movie, used to build the template.", min=1)
     iterations: int = _key(1, "Template refinement passes: after registering the template frames to their "
-                           "mean, register them again this many times to the improved template.", min=0)
+                           "mean, register them again this many times to the improved template.", min=0, max=100)
     patch_size: int = _key(128, "Side of the square patches of 'piecewise', in pixels.", min=8)
     patch_overlap: int = _key(32, "Overlap of neighbouring patches of 'piecewise', in pixels (less than "
                               "patch_size).", min=0)
@@ -238,15 +244,16 @@ class DetectConfig:
                                      "a grid with this spacing (in cell diameters), each with its own trace.",
                                      min=0.5, max=1000.0)
     tile_size: int = _key(96, "The fit runs on square tiles of this many pixels (plus a margin), one at a time.",
-                          min=16)
+                          min=16, max=65536)
     n_jobs: int = _key(0, "Tiles fitted at the same time, in worker processes sharing the movie (results do not "
                        "depend on it). 0: one per core this process may use (in a batch, its worker's share).",
-                       min=0)
-    n_iter: int = _key(40, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1)
-    n_trace_iter: int = _key(10, "HALS iterations for the traces at the full frame rate.", min=0)
+                       min=0, max=1024)
+    n_iter: int = _key(40, "Alternating HALS iterations for footprints and traces on the time-binned movie.", min=1,
+                       max=10000)
+    n_trace_iter: int = _key(10, "HALS iterations for the traces at the full frame rate.", min=0, max=10000)
     reseed_passes: int = _key(1, "After the first fit, look for more seeds in the residual (movie minus the fitted "
                               "cells and background) this many times, refitting after each: finds cells "
-                              "hidden next to brighter ones.", min=0)
+                              "hidden next to brighter ones.", min=0, max=20)
     reseed_separation: float = _key(0.4, "Seeds found in the residual must lie at least this many cell "
                                     "diameters from every existing seed.", min=0.0, max=100.0)
     max_rim: float = _key(0.15, "Components whose mask covers more than this fraction of the outer ring of their "

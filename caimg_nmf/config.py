@@ -307,7 +307,8 @@ def _matches(value, tp) -> bool:
 
 
 def _bound(value, unit) -> str:
-    return f"{value:g}{' ' + unit if unit else ''}"
+    number = str(value) if isinstance(value, int) else f"{value:g}"
+    return f"{number}{' ' + unit if unit else ''}"
 
 
 def _range_hint(lo, hi, meta, unit) -> str:

@@ -102,9 +102,10 @@ def test_absurd_memory_need_is_refused_not_streamed(tmp_path, movie64, monkeypat
 
 
 def test_absurd_rank_is_refused_before_reading(tmp_path, movie64):
-    """--rank 10**12 (whole method): refused at once, naming the rank's limit, not estimated as petabytes."""
-    expect_cli(["run", "-i", movie64, "-o", tmp_path / "r.h5", "--rank", str(10 ** 12)], protect=[movie64],
-               message=[r"nmf\.rank = 1000000000000", r"min\(pixels, frames\) = min\(4096, 40\)"])
+    """--rank 10**6 (whole method; 10**12 is over every integer key's limit): refused at once, naming the
+    rank's limit, not estimated as terabytes."""
+    expect_cli(["run", "-i", movie64, "-o", tmp_path / "r.h5", "--rank", str(10 ** 6)], protect=[movie64],
+               message=[r"nmf\.rank = 1000000", r"min\(pixels, frames\) = min\(4096, 40\)"])
 
 
 # --- item 2: flags named in their errors, the rule said ------------------------------------------
@@ -356,3 +357,29 @@ def test_run_help_says_what_happens_when_values_are_omitted():
     assert out.code == 0
     assert "estimated from the movie when omitted" in text
     assert "metadata" in text and "10 Hz" in text
+
+
+# --- absurd integers: every integer key has a declared maximum ---------------------------------
+@pytest.mark.parametrize("setting, limit", [("detect.tile_size=1000000000000000000", "65536"),
+                                            ("nmf.seed=99999999999999", "2147483647"),
+                                            ("nmf.replicates=1000000", "10000"),
+                                            ("detect.reseed_passes=500", "20")])
+def test_absurd_integer_is_refused_with_its_limit(tmp_path, movie64, setting, limit):
+    """--set detect.tile_size=10**18 (or another absurd count) ran as if it were sane."""
+    expect_cli(["run", "-i", movie64, "-o", tmp_path / "r.h5", "--set", setting], protect=[movie64],
+               message=[rf"--set {setting.split('=')[0]}=\d+: must be at most {limit}\b"])
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_every_integer_key_declares_a_maximum():
+    import dataclasses
+    import typing
+
+    from caimg_nmf.config import SECTIONS
+
+    for cls in SECTIONS:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] is int or (typing.get_origin(hints[f.name]) is typing.Union
+                                        and int in typing.get_args(hints[f.name])):
+                assert f.metadata["max"] is not None and f.metadata["max"] <= 2**31 - 1, f"{cls.section}.{f.name}"

@@ -178,10 +178,10 @@ def test_figures_existing_figures_need_overwrite(scored, tmp_path):
     out.mkdir()
     (out / "footprints.png").write_bytes(b"old figure")
     (out / "notes.txt").write_text("mine")
-    expect_cli(["figures", result, "--out", out, "--format", "png", "--dpi", "30"],
+    expect_cli(["figures", result, "--out", out, "--format", "png", "--dpi", "50"],
                protect=[result, out], message=r"footprints\.png already exists .*Pass --overwrite")
     (out / "footprints_p02.png").write_bytes(b"page 2 of an earlier, bigger result")
-    expect_cli(["figures", result, "--out", out, "--format", "png", "--dpi", "30", "--overwrite"],
+    expect_cli(["figures", result, "--out", out, "--format", "png", "--dpi", "50", "--overwrite"],
                protect=[result, out / "notes.txt"], code=0)
     assert (out / "footprints.png").read_bytes()[:4] == b"\x89PNG"
     assert not (out / "footprints_p02.png").exists()
@@ -192,7 +192,7 @@ def test_rank_output_is_its_input_movie(tmp_path):
     movie = _write_movie(tmp_path / "rank_selection.h5")
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('[input]\npath = "rank_selection.h5"\n')
-    expect_cli(["rank", cfg, "--output", tmp_path, "--ranks", "1:2", "--replicates", "1", "--overwrite", "-q"],
+    expect_cli(["rank", cfg, "--output", tmp_path, "--ranks", "1:2", "--replicates", "2", "--overwrite", "-q"],
                protect=[movie, cfg], message=r"rank_selection\.h5 is the input movie of this command")
 
 

@@ -227,7 +227,10 @@ def _expand_paths(path) -> tuple[list[Path], bool]:
             _fail(f"input movie not found: {p}. Check the path (relative paths in a config file are "
                   "relative to the config file's folder).")
         if not p.is_file():
-            _fail(f"input {p} is not a file.")
+            what = "a folder" if p.is_dir() else "not a regular file (a pipe, device or socket)"
+            _fail(f"input {p} is {what}; give a movie file (or a folder of TIFF files).")
+        if p.stat().st_size == 0:
+            _fail(f"input {p} is empty (0 bytes): the copy or acquisition that wrote it did not finish.")
     return paths, is_list
 
 
