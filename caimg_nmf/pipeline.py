@@ -285,8 +285,11 @@ def _factorize_local(state: RunState) -> None:
                            progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False)
     with state.report.task("curate"):
         kept = curate(found, state.frames, cfg.curate, cfg.rois)
+    spread = found.info.get("cell_diameter_spread_px", 0.0)
     state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "
-                      f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'})")
+                      f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'}; "
+                      f"cells found: median {found.info.get('cell_diameter_median_found_px', 0.0):.1f} px, "
+                      f"spread {spread:.1f} px)")
     n_candidates, found_diameter = found.n_cells, found.cell_diameter
     del found   # its dense footprints are not needed any more
     state.footprints = kept.footprints
@@ -305,7 +308,8 @@ def _factorize_local(state: RunState) -> None:
     state.resting = background_under(state.footprints, kept.background_footprints, kept.background_traces)
     if state.resting.shape[1] != state.traces.shape[1]:
         state.resting = np.zeros(state.traces.shape[0])
-    state.attrs.update(cell_diameter_px=float(found_diameter), n_candidates=int(n_candidates))
+    state.attrs.update(cell_diameter_px=float(found_diameter), cell_diameter_spread_px=float(spread),
+                       n_candidates=int(n_candidates))
     ex["correlation_image"] = kept.correlation_image
     if kept.pnr_image is not None:
         ex["pnr_image"] = kept.pnr_image

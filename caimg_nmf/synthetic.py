@@ -418,6 +418,14 @@ SCENARIOS = {
         dict(n_cells=100, shape=(128, 128), n_frames=1000, frame_rate=10.0,
              cell_diameter=10.0, min_separation=4.0, neuropil=0.2, bleaching=0.1,
              motion=0.0, photon_scale=100.0, noise=0.05)),
+    "short": (
+        "A short recording, as Neurofinder 01.01 is: 40 cells on 112x112, only 100 frames at 7.5 Hz "
+        "(13 s), slow indicator (decay 1 s), cell diameters varying 2x within the field (nominal 10 px, "
+        "6.7-13.3 px), centres >= 9 px apart, neuropil 0.2, 5 % bleaching, shot noise (50 photons "
+        "per unit) plus read noise 0.05.",
+        dict(n_cells=40, shape=(112, 112), n_frames=100, frame_rate=7.5, cell_diameter=10.0,
+             diameter_jitter=1 / 3, min_separation=9.0, spike_rate=0.5, tau_decay=1.0, neuropil=0.2,
+             bleaching=0.05, motion=0.0, photon_scale=50.0, noise=0.05)),
 }
 
 
@@ -426,7 +434,7 @@ def scenario(name, seed=0, **overrides):
 
     Parameters
     ----------
-    name : {"five_cells", "realistic", "dense"}
+    name : {"five_cells", "realistic", "dense", "short"}
     seed : int
     **overrides
         Any :func:`make_movie` keyword, replacing the preset's value.

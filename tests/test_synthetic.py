@@ -244,3 +244,11 @@ def test_sample_data_path():
     assert p.is_file()
     with pytest.raises(InputError, match="Available"):
         syn.sample_data_path("nope.tif")
+
+
+def test_short_scenario():
+    """100 frames at 7.5 Hz, cell diameters varying 2x within the field."""
+    s = syn.scenario("short")
+    d = np.asarray(s.diameters)
+    assert s.movie.shape == (100, 112, 112) and s.n_cells == 40 and s.frame_rate == 7.5
+    assert d.min() >= 10 * 2 / 3 - 1e-6 and d.max() <= 10 * 4 / 3 + 1e-6 and d.max() / d.min() > 1.7
