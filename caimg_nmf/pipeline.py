@@ -285,11 +285,11 @@ def _factorize_local(state: RunState) -> None:
                            progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False)
     with state.report.task("curate"):
         kept = curate(found, state.frames, cfg.curate, cfg.rois)
-    spread = found.info.get("cell_diameter_spread_px", 0.0)
+    sizes = kept.info["curate"]
+    spread = sizes["cell_diameter_spread_px"]
     state.report.info(f"{found.n_cells} candidates, {kept.n_cells} kept as cells "
                       f"(cell diameter {found.cell_diameter:.1f} px{'' if diameter else ', estimated'}; "
-                      f"cells found: median {found.info.get('cell_diameter_median_found_px', 0.0):.1f} px, "
-                      f"spread {spread:.1f} px)")
+                      f"cells kept: median {sizes['cell_diameter_median_px']:.1f} px, spread {spread:.1f} px)")
     n_candidates, found_diameter = found.n_cells, found.cell_diameter
     del found   # its dense footprints are not needed any more
     state.footprints = kept.footprints

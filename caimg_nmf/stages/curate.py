@@ -36,7 +36,7 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from ._duplicates import event_frames, event_images, footprint_box, merge_duplicates, pixel_correlation
 from ._local_fit import windows_to_dense
-from .detect import Detection
+from .detect import Detection, diameter_spread
 from .rois import masks_from_footprints
 
 __all__ = ["curate", "trace_snr", "concentration", "event_consistency"]
@@ -242,7 +242,12 @@ def curate(detection: Detection, movie, cfg, rois=None) -> Detection:
             r = f"merged into {new_index[int(r.split()[-1])]}"
         rej_reasons.append(r)
     info = dict(det.info)
-    info["curate"] = {"n_in": int(K), "n_kept": len(keep), "n_rejected": len(rej)}
+    # the size of the cells kept (their masks' equivalent diameters): the candidates' spread in
+    # det.info also counts the non-cells, which on real recordings are most of them
+    kept_diameters = 2 * np.sqrt(areas[keep] / np.pi)
+    info["curate"] = {"n_in": int(K), "n_kept": len(keep), "n_rejected": len(rej),
+                      "cell_diameter_median_px": float(np.median(kept_diameters)) if keep else 0.0,
+                      "cell_diameter_spread_px": diameter_spread(kept_diameters)}
     return dataclasses.replace(
         det,
         footprints=kept_fp,
