@@ -315,6 +315,19 @@ class SomataConfig:
                               "contrast and would pass texture, noise included.", min=0.0, max=1000.0)
     max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
                               "masks of cells already found.", min=0.0, max=1.0)
+    filled: bool = _key(False, "Also add filled somata (a blob brighter than the ring round it, as GCaMP6s often "
+                        "shows them) at radii of 0.6 to 1.6 x half the cell diameter, footprints the disc at the "
+                        "radius that fits best, touching neighbours split by a watershed. Thresholded on the "
+                        "recording's own noise (false_per_field); noise is not texture, so on long recordings "
+                        "(a mean image with little noise and much neuropil texture) it adds many false cells: "
+                        "Neurofinder 01.01 (101 frames) F1 0.08 -> ~0.28, 00.00 (600 frames) 0.52 -> ~0.37 "
+                        "(README, Performance).")
+    false_per_field: float = _key(1.0, "filled = true: the threshold is the score that this many local maxima of "
+                                  "the same detector on the noise image (half the difference of the even- and "
+                                  "odd-frame means) exceed (rounded up; 1: the largest): about this many filled "
+                                  "'somata' per field come from noise alone. Saved as the result's "
+                                  "somata_filled_threshold, each one's score in /cells/filled_score.",
+                                  min=1.0, max=1000.0)
     neuropil_coefficient: float = _key(0.7, "A soma's trace is fitted after this fraction of its neuropil's "
                                        "fluctuations (the mean of the movie, less the rest of the model, over a "
                                        "ring 0.65 to 1 diameter out, cells left out, minus its median; saved in "

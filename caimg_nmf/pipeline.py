@@ -358,24 +358,36 @@ def _add_somata(state: RunState, kept, diameter: float):
     # each realistic synthetic movie, and real F1 0.481 instead of 0.500, both before the noise test)
     unexplained = state.mean_image - np.tensordot(kept.traces.mean(axis=1), kept.footprints, axes=1)
     covered = _cells_cover(kept.footprints, cfg.rois)
-    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered,
-                         noise_image=split_noise_image(state.frames))
-    state.attrs.update(n_somata_added=somata.n_somata, n_somata_seen=somata.n_candidates)
+    noise_image = split_noise_image(state.frames)
+    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered, noise_image=noise_image)
+    rings_found = disc_footprints(somata.centres, somata.radius, state.mean_image.shape) if somata.n_somata else None
+    filled = _filled_somata(state, unexplained, diameter, noise_image, covered,
+                            None if rings_found is None else _any_nonzero(rings_found))
+    n_filled = 0 if filled is None else filled.n_somata
+    state.attrs.update(n_somata_added=somata.n_somata + n_filled, n_somata_seen=somata.n_candidates + n_filled)
     state.extras["cells/mean_image_contrast"] = np.concatenate(
-        [np.full(kept.n_cells, np.nan, np.float32), somata.scores])
-    if not somata.n_somata:
+        [np.full(kept.n_cells, np.nan, np.float32), somata.scores, np.full(n_filled, np.nan, np.float32)])
+    if filled is not None:   # their own score: contrast over the noise image's, another unit
+        state.extras["cells/filled_score"] = np.concatenate(
+            [np.full(kept.n_cells + somata.n_somata, np.nan, np.float32), filled.scores])
+    if not somata.n_somata + n_filled:
         state.report.info(f"mean image: {somata.n_candidates} somata seen"
                           f"{', all covered by cells found' if somata.n_candidates else ''}")
         return np.zeros((0, state.frames.shape[0]), np.float32)
-    K, N = kept.n_cells, somata.n_somata
+    K, N = kept.n_cells, somata.n_somata + n_filled
     # one array for both (the kept cells' own is freed once ``kept`` refers to the new one); np.zeros
     # leaves the discs' rows as untouched zero pages, so this costs the kept footprints once more
     footprints = np.zeros((K + N, *state.mean_image.shape), np.float32)
     footprints[:K] = kept.footprints
     state.footprints = kept.footprints = footprints[:K]
-    disc_footprints(somata.centres, somata.radius, state.mean_image.shape, out=footprints[K:])
+    if rings_found is not None:
+        footprints[K:K + somata.n_somata] = rings_found
+    if n_filled:
+        footprints[K + somata.n_somata:] = filled.masks
+    centres = np.concatenate([somata.centres.reshape(-1, 2), np.zeros((0, 2), np.int64) if filled is None
+                              else filled.centres]).astype(np.int64)
     # each soma's neuropil: a ring round it, other cells' pixels (activity cells and somata) left out
-    rings = neuropil_rings(somata.centres, somata.radius, state.mean_image.shape,
+    rings = neuropil_rings(centres, somata.radius, state.mean_image.shape,
                            exclude=covered | _any_nonzero(footprints[K:]))
     with state.report.task(f"traces of {N} somata from the mean image"):
         traces, neuropil = fit_fixed_traces(state.frames, footprints[K:], kept.footprints, kept.traces,
@@ -387,9 +399,25 @@ def _add_somata(state: RunState, kept, diameter: float):
     state.extras["cells/origin"] += ["mean image"] * N
     state.extras["cells/neuropil_coefficient"] = np.concatenate(
         [np.zeros(K, np.float32), np.full(N, cfg.somata.neuropil_coefficient, np.float32)])
-    state.report.info(f"mean image: {somata.n_candidates} somata seen, {N} not covered by a cell found "
-                      "from activity were added")
+    state.report.info(f"mean image: {somata.n_candidates} somata seen, {somata.n_somata} not covered by a cell "
+                      f"found from activity were added" + (f", and {n_filled} filled ones" if n_filled else ""))
     return neuropil
+
+
+def _filled_somata(state: RunState, unexplained: np.ndarray, diameter: float, noise_image: np.ndarray, covered,
+                   taken):
+    """The filled somata (stages/_soma_shapes.py) in what the cells found leave of the mean image, when
+    somata.filled is on (else None); their calibrated threshold saved in the result's attrs."""
+    from .stages._soma_shapes import find_filled_somata
+
+    cfg = state.cfg.somata
+    if not cfg.filled:
+        return None
+    filled = find_filled_somata(unexplained, diameter, noise_image, mean_image=state.mean_image, covered=covered,
+                                taken=taken,
+                                false_per_field=cfg.false_per_field, max_overlap=cfg.max_overlap)
+    state.attrs.update(somata_filled_threshold=filled.threshold, n_somata_filled=filled.n_somata)
+    return filled
 
 
 def _factorize_whole(state: RunState) -> None:

@@ -311,3 +311,123 @@ def test_neuropil_traces_of_somata_with_and_without_the_cells_rings():
     origin = np.array(plain.extras["cells/origin"])
     assert np.array_equal(plain.traces[origin == "activity"], runs[0.0].traces[origin == "activity"])
     assert not np.allclose(plain.traces[origin == "mean image"], runs[0.0].traces[origin == "mean image"], atol=1e-3)
+
+
+# ---- filled somata (stages/_soma_shapes.py, somata.filled) ----
+
+def _filled_image(centres, radii, shape=(128, 128), seed=0, noise=0.02):
+    """A mean image with smooth background, noise of sd ``noise`` and filled bright discs, and an
+    independent image of that noise (what split_noise_image gives)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    image = 1.0 + 0.3 * np.sin(yy / 30) * np.cos(xx / 25) + noise * rng.standard_normal(shape)
+    for (y, x), r in zip(centres, radii):
+        image += 0.3 * (np.hypot(yy - y, xx - x) <= r)
+    return image, noise * rng.standard_normal(shape)
+
+
+def _found_and_extra(found, planted):
+    """How many planted somata are found (within 1.5 px), and whether what else is found is at most one
+    soma weaker than all of them (false_per_field = 1: noise alone gives about one)."""
+    to_planted, from_planted = _nearest(found.centres, planted)
+    on = to_planted <= 1.5
+    return int((from_planted <= 1.5).sum()), bool((~on).sum() <= 1 and found.scores[~on].max(initial=0)
+                                                   < found.scores[on].min(initial=np.inf))
+
+
+FILLED = [(20, 20), (20, 64), (24, 104), (64, 24), (64, 64), (60, 104), (104, 24), (100, 64), (104, 104)]
+
+
+def test_find_filled_somata_finds_filled_blobs_of_every_size_with_shaped_footprints():
+    """Filled somata from 0.7 to 1.5 x the cell radius are found at their centres, each footprint the
+    disc of its own size (not one radius for all); the threshold is the noise null's largest peak."""
+    from caimg_nmf.stages._soma_shapes import find_filled_somata
+
+    radii = np.linspace(0.7, 1.5, len(FILLED)) * 5.0
+    image, noise = _filled_image(FILLED, radii)
+    found = find_filled_somata(image, 10.0, noise)
+    to_planted, from_planted = _nearest(found.centres, FILLED)
+    assert from_planted.max() <= 1.5
+    # false_per_field = 1: noise alone may give one more, weaker than every planted soma
+    on = to_planted <= 1.5
+    assert (~on).sum() <= 1 and found.scores[~on].max(initial=0) < found.scores[on].min()
+    order = np.argmin(np.hypot(*(found.centres[on][:, None] - np.array(FILLED)[None]).transpose(2, 0, 1)), axis=1)
+    areas = found.masks[on].sum(axis=(1, 2))
+    planted_areas = np.pi * radii[order] ** 2
+    assert np.all(np.abs(areas / planted_areas - 1) < 0.5), (areas, planted_areas)
+    assert np.corrcoef(areas, planted_areas)[0, 1] > 0.9
+    assert 3 < found.threshold < 8 and np.all(found.scores > found.threshold)
+
+
+def test_find_filled_somata_splits_touching_neighbours():
+    from caimg_nmf.stages._soma_shapes import find_filled_somata
+
+    pair = [(64, 58), (64, 70)]   # 12 px apart, radius 6 each: they touch
+    image, noise = _filled_image(pair, [6, 6])
+    found = find_filled_somata(image, 12.0, noise)
+    assert found.n_somata == 2 and _nearest(found.centres, pair)[1].max() <= 1.5
+    assert not (found.masks[0] & found.masks[1]).any()
+    assert np.all(found.masks.sum(axis=(1, 2)) > 0.6 * np.pi * 36)
+
+
+def test_find_filled_somata_threshold_follows_the_recordings_noise():
+    """On noise alone about false_per_field somata (here at most 2); the same blobs under noise 1000x
+    stronger fall below the threshold, which is saved, so a score means the same on any recording."""
+    from caimg_nmf.stages._soma_shapes import find_filled_somata
+
+    image, noise = _filled_image([], [], seed=4)
+    assert find_filled_somata(image, 10.0, noise).n_somata <= 2
+    assert find_filled_somata(image, 10.0, noise, false_per_field=1).n_somata <= 1
+    blobs, noise = _filled_image(FILLED, [5.0] * len(FILLED), seed=4, noise=0.002)
+    quiet = find_filled_somata(blobs, 10.0, noise)
+    loud_image, loud_noise = _filled_image(FILLED, [5.0] * len(FILLED), seed=4, noise=2.0)
+    loud = find_filled_somata(loud_image, 10.0, loud_noise)
+    assert _found_and_extra(quiet, FILLED) == (len(FILLED), True) and loud.n_somata <= 2
+    assert 3 < quiet.threshold < 8 and 3 < loud.threshold < 8   # in units of each one's own noise
+
+
+def test_find_filled_somata_leaves_out_cells_found_and_their_margin():
+    """A blob beside a cell found from activity (its light reaching past its mask) is not a soma; one
+    well away from cells is."""
+    from caimg_nmf.stages._soma_shapes import find_filled_somata
+
+    image, noise = _filled_image(FILLED, [5.0] * len(FILLED))
+    covered = disc_footprints(np.array(FILLED[:3]) + [0, 8], 5.0, image.shape).any(axis=0) > 0
+    found = find_filled_somata(image, 10.0, noise, covered=covered)
+    assert _found_and_extra(found, FILLED[3:]) == (len(FILLED) - 3, True)
+    assert _nearest(found.centres, FILLED[:3])[0].min() > 5
+
+
+def _filled_cells_movie(seed, silent_fraction):
+    """GCaMP6s-like filled somata (no nucleus), ``silent_fraction`` of them silent."""
+    return make_movie(n_cells=40, shape=(128, 128), n_frames=400, frame_rate=10.0, cell_diameter=10.0,
+                      neuropil=0.2, photon_scale=50.0, noise=0.05, nucleus_prob=0.0, silent_fraction=silent_fraction,
+                      baseline=(0.6, 1.0), seed=seed)
+
+
+def test_pipeline_finds_silent_filled_cells_with_somata_filled():
+    truth = _filled_cells_movie(0, 0.3)
+    silent = truth.spikes.sum(axis=1) == 0
+    result = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                           overrides={"somata.filled": True})
+    origin = np.array(result.extras["cells/origin"])
+    pairs = _matches(result.roi_masks.astype(bool), footprints_to_masks(truth.footprints))
+    score = np.asarray(result.extras["cells/filled_score"])
+    filled = np.flatnonzero(np.isfinite(score))
+    # the filled somata added are planted silent cells (measured 5 of the 12, which activity alone cannot
+    # find, and 1 false one: false_per_field = 1)
+    assert len(filled) == result.attrs["n_somata_filled"]
+    assert sum(k in pairs and silent[pairs[k]] for k in filled) >= 4 >= len(filled) - 2
+    assert np.all(score[filled] > result.attrs["somata_filled_threshold"]) and set(origin[filled]) == {"mean image"}
+    assert np.all(np.isnan(np.asarray(result.extras["cells/mean_image_contrast"])[filled]))
+
+
+def test_pipeline_adds_no_filled_somata_to_a_movie_without_silent_cells():
+    """Every cell fires and is found from activity: what is left of the mean image (the light of cells
+    round their masks, the gaps between them, the background) must give no filled somata."""
+    truth = _filled_cells_movie(0, 0.0)
+    result = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                           overrides={"somata.filled": True})
+    assert result.attrs["n_somata_filled"] == 0 and result.attrs["somata_filled_threshold"] > 0
+    pairs = _matches(result.roi_masks.astype(bool), footprints_to_masks(truth.footprints))
+    assert len(pairs) >= 38
