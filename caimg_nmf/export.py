@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .io.atomic import atomic_path
+from .io.atomic import atomic_path, check_output_path
 from .io.result import cell_names
 
 __all__ = ["export", "EXPORTERS", "export_csv", "export_imagej", "export_nwb", "mask_polygon", "cell_names"]
@@ -86,6 +86,8 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
     spikes = result.get("spikes")
     if spikes is not None and np.shape(spikes) == (K, T):
         tables.append((sibling("spikes"), np.asarray(spikes)))
+    for path in [p for p, _ in tables] + [sibling("cells")]:  # all refused before any is written
+        check_output_path(path, overwrite=overwrite)
     for path, values in tables:
         written.append(_write_table(path, header, [time_s] + list(np.asarray(values, np.float64)), overwrite))
     # one row per cell: where it is and how big

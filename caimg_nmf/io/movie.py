@@ -385,7 +385,7 @@ def _open_by_content(path, dataset, axes) -> Movie:
 def _open_hdf5(path, dataset, axes) -> Movie:
     import h5py
 
-    from .hdf5 import check_links, list_datasets
+    from .hdf5 import check_has_dataspace, check_links, list_datasets
 
     try:
         fh = h5py.File(path, "r")
@@ -410,6 +410,7 @@ def _open_hdf5(path, dataset, axes) -> Movie:
         ds = fh[name]
         source = f"{path}:{name}"
         check_links(fh, path, [name])
+        check_has_dataspace(ds, name, path)
         _check_ndim(ds.shape, source, "")
         _check_dtype(ds.dtype, source)
         rate = _hdf5_frame_rate(fh, ds)

@@ -224,6 +224,8 @@ def _read_checked(fh, path):
         obj = fh[name]
         if not isinstance(obj, h5py.Dataset):
             _invalid(path, f"/{name} is a {type(obj).__name__.lower()}, expected a dataset")
+        if obj.shape is None:
+            _invalid(path, f"/{name} holds no values: it has no dataspace (an HDF5 null/empty dataset)")
         if len(obj.shape) != len(dims) or not _numeric(obj.dtype):
             _invalid(path, f"/{name} is a {len(obj.shape)}-D {obj.dtype} array of shape {obj.shape}, expected "
                      f"a {len(dims)}-D numeric array ({', '.join(dims)})")
@@ -232,7 +234,7 @@ def _read_checked(fh, path):
                 _invalid(path, f"/{name} has shape {obj.shape} but /{sizes[d][1]} says {d} = {sizes[d][0]} "
                          f"(expected footprints (K, H, W), traces and dff (K, T), roi_masks (K, H, W), "
                          f"mean_image (H, W))")
-    if "nmf/loss" in fh and not (isinstance(fh["nmf/loss"], h5py.Dataset) and len(fh["nmf/loss"].shape) == 1
+    if "nmf/loss" in fh and not (isinstance(fh["nmf/loss"], h5py.Dataset) and len(fh["nmf/loss"].shape or ()) == 1
                                  and _numeric(fh["nmf/loss"].dtype)):
         _invalid(path, "/nmf/loss is not a 1-D numeric dataset (the relative error per NMF iteration)")
     try:

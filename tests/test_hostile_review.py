@@ -1,0 +1,108 @@
+"""Hostile cases from an outside review of issue 14 as merged: variations of the issue's kinds that
+the other test_hostile_*.py modules did not cover. Each case: exit 2 (or InputError from Python) with
+a specific message, no traceback, inputs unchanged, nothing left behind. Harness: tests/hostile.py.
+"""
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from hostile import expect_cli, expect_error
+from test_hostile_outputs import scored  # noqa: F401 - a fixture: R.h5, T.npy, movie.npy
+
+h5py = pytest.importorskip("h5py")
+tifffile = pytest.importorskip("tifffile")
+
+
+def _run(tmp_path, movie):
+    return ["run", "-q", "--no-figures", "-i", movie, "-o", tmp_path / "out" / "r.h5", "--cell-diameter", "6"]
+
+
+# --- .npy headers that lie --------------------------------------------------------------------------
+def _npy_with_header(path, header: bytes):
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + header.ljust(117) + b"\n" + bytes(400))
+    return path
+
+
+NPY_HEADERS = [
+    pytest.param(b"{'descr': '<f4', 'fortran_ord", [r"not a readable \.npy array"], id="header-cut-mid-dict"),
+    pytest.param(b"{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 24, 24), }",
+                 [r"negative", r"-3 x 24 x 24"], id="negative-shape"),
+]
+
+
+@pytest.mark.parametrize("header, messages", NPY_HEADERS)
+def test_run_on_npy_with_a_lying_header(tmp_path, header, messages):
+    """run on a .npy whose header is cut inside its dict (TokenError) or declares a negative size
+    (OverflowError from the memory map): both were 'unexpected error', exit 1."""
+    path = _npy_with_header(tmp_path / "movie.npy", header)
+    expect_cli(_run(tmp_path, path), protect=[path], message=[r"movie\.npy", *messages])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("header, messages", NPY_HEADERS)
+def test_rank_and_evaluate_on_npy_with_a_lying_header(tmp_path, scored, header, messages):
+    """The same files as a rank matrix and as an evaluate truth."""
+    path = _npy_with_header(tmp_path / "X.npy", header)
+    expect_cli(["rank", path, "-o", tmp_path / "rk"], protect=[path], message=messages)
+    expect_cli(["evaluate", scored[0], "--truth", path], protect=[path, scored[0]], message=messages)
+
+
+# --- HDF5 datasets with a null dataspace (h5py.Empty) ------------------------------------------------
+def _null_dataset(fh, name):
+    if name in fh:
+        del fh[name]
+    fh.create_dataset(name, data=h5py.Empty("f4"))
+
+
+@pytest.mark.parametrize("dataset, message", [(None, r"no 3-D dataset, .*Datasets: /mov \(\)"),
+                                              ("/mov", r"/mov holds no values: it has no dataspace")])
+def test_run_on_hdf5_dataset_with_no_dataspace(tmp_path, dataset, message):
+    """The movie file's only dataset has a null dataspace (written as h5py.Empty): TypeError, exit 1;
+    named with input.dataset, it is said to hold no values."""
+    path = tmp_path / "movie.h5"
+    with h5py.File(path, "w") as fh:
+        _null_dataset(fh, "mov")
+    args = _run(tmp_path, path) + (["--set", f'input.dataset="{dataset}"'] if dataset else [])
+    expect_cli(args, protect=[path], message=[message])
+
+
+def test_result_with_a_dataset_with_no_dataspace(tmp_path, scored):
+    """A result whose /traces has a null dataspace: info and export said 'unexpected error'."""
+    path = scored[0]
+    with h5py.File(path, "a") as fh:
+        _null_dataset(fh, "traces")
+    for args in (["info", path], ["export", path, "--to", "csv", "--out", tmp_path / "t.csv"]):
+        expect_cli(args, protect=[path], message=[r"not a valid caimg_nmf result|/traces", r"no dataspace"])
+
+
+# --- evaluate --frame-rate --------------------------------------------------------------------------
+@pytest.mark.parametrize("value, message", [("nan", r"NaN"), ("inf", r"finite"), ("1e300", r"at most"),
+                                            ("0", r"greater than 0")])
+def test_evaluate_frame_rate_out_of_bounds(scored, value, message):
+    """evaluate --movie M --frame-rate nan / inf: ValueError / OverflowError, exit 1 (run's --frame-rate
+    refused them)."""
+    result, truth, movie = scored
+    expect_cli(["evaluate", result, "--truth", truth, "--movie", movie, "--frame-rate", value],
+               protect=[result, truth, movie], message=[rf"--frame-rate {value}", message])
+
+
+# --- export to several files: all or nothing ----------------------------------------------------------
+@pytest.mark.parametrize("blocker", ["folder", "file", "symlink"])
+def test_export_csv_writes_nothing_when_a_later_file_is_refused(tmp_path, scored, blocker):
+    """export --to csv --out t.csv when t_cells.csv is a folder, an existing file or a link: t.csv and
+    t_dff.csv were written before the refusal and left behind."""
+    result = scored[0]
+    out = tmp_path / "ex"
+    out.mkdir()
+    cells = out / "t_cells.csv"
+    if blocker == "folder":
+        cells.mkdir()
+    elif blocker == "file":
+        cells.write_text("mine\n")
+    else:
+        cells.symlink_to(result)
+    expect_cli(["export", result, "--to", "csv", "--out", out / "t.csv"], protect=[result, cells],
+               message=[r"t_cells\.csv"])
+    assert sorted(p.name for p in out.iterdir()) == ["t_cells.csv"]
