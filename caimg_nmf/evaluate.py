@@ -332,10 +332,14 @@ def _rasterize_regions(regions, shape, path):
         except (KeyError, TypeError, ValueError):
             raise InputError(f"load_truth_masks: region {k} in '{path}' has no valid "
                              f"'coordinates' list of [row, col] pairs.") from None
+        rid = reg.get("id", k) if isinstance(reg, dict) else k
+        if not len(rc):
+            raise InputError(f"load_truth_masks: region {rid!r} in '{path}' has no pixels (its coordinates "
+                             "list is empty): no result could ever match it. Remove it or give its "
+                             "[row, col] pairs.") from None
         rc = np.rint(rc).astype(int)
         bad = (rc[:, 0] < 0) | (rc[:, 0] >= H) | (rc[:, 1] < 0) | (rc[:, 1] >= W)
         if bad.any():
-            rid = reg.get("id", k) if isinstance(reg, dict) else k
             raise InputError(f"load_truth_masks: region {rid!r} in '{path}' has coordinates "
                              f"outside a {H}x{W} frame (e.g. {rc[bad][0].tolist()}). Check "
                              f"shape=(H, W) and that coordinates are [row, col].") from None
@@ -373,6 +377,9 @@ def load_truth_masks(path, shape=None):
             regions = json.loads(p.read_text())
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"load_truth_masks: '{p}' is not valid JSON ({exc}).") from None
+        except RecursionError:
+            raise InputError(f"load_truth_masks: '{p}' is not valid JSON for a regions file: its lists are "
+                             "nested deeper than Python reads (a regions.json nests three deep).") from None
         return _rasterize_regions(regions, shape, p), None, None
     if ext == ".npy":
         from .io.npy import npy_header
@@ -403,9 +410,17 @@ def load_truth_masks(path, shape=None):
     if shape is not None and tuple(arr.shape[1:]) != tuple(int(s) for s in shape):
         raise InputError(f"load_truth_masks: masks in '{p}' are {arr.shape[1:]} but "
                          f"shape={tuple(shape)} was given.") from None
-    if footprints is None and arr.dtype != bool and arr.size and not np.isin(np.unique(arr[:8]), (0, 1)).all():
+    numeric = arr.dtype == bool or np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if footprints is None and arr.dtype != bool and arr.size and (
+            not numeric or not np.isin(np.unique(arr[:8]), (0, 1)).all()):
         raise InputError(f"load_truth_masks: '{p}' holds {arr.dtype} values other than 0 and 1 (e.g. "
                          f"{np.unique(arr[:8])[:3].tolist()}): expected a (K, H, W) stack of masks, 1 inside "
                          f"each cell, not a movie or footprints. Threshold it first, e.g. (fp >= 0.3 * "
                          f"fp.max(axis=(1, 2), keepdims=True)).") from None
-    return arr != 0, footprints, traces
+    masks = arr != 0
+    empty = np.flatnonzero(~masks.any(axis=(1, 2))) if footprints is None else ()
+    if len(empty):
+        raise InputError(f"load_truth_masks: mask {int(empty[0])} in '{p}' has no pixels ({len(empty)} of "
+                         f"{len(masks)} masks are empty): no result could ever match it. Drop the empty "
+                         "masks from the stack.") from None
+    return masks, footprints, traces

@@ -106,3 +106,67 @@ def test_export_csv_writes_nothing_when_a_later_file_is_refused(tmp_path, scored
     expect_cli(["export", result, "--to", "csv", "--out", out / "t.csv"], protect=[result, cells],
                message=[r"t_cells\.csv"])
     assert sorted(p.name for p in out.iterdir()) == ["t_cells.csv"]
+
+
+# --- hostile truth files for evaluate ---------------------------------------------------------------
+def _truth_file(tmp_path, name, content):
+    path = tmp_path / name
+    if isinstance(content, np.ndarray):
+        np.save(path, content)
+    else:
+        path.write_text(content)
+    return path
+
+
+def _empty_second_mask():
+    masks = np.zeros((2, 24, 24), bool)
+    masks[0, 2:8, 2:8] = True
+    return masks
+
+
+TRUTHS = [
+    pytest.param("regions.json", "[" * 100000 + "]" * 100000, [r"not valid JSON", r"nested"], id="json-nested-deep"),
+    pytest.param("regions.json", json.dumps([{"id": "a", "coordinates": [[3, 3]]}, {"id": "b", "coordinates": []}]),
+                 [r"region 'b'", r"no pixels"], id="json-region-without-pixels"),
+    pytest.param("masks.npy", np.zeros((2, 24, 24), dtype=[("a", "f4")]), [r"\[\('a', '<f4'\)\]", r"0 and 1"],
+                 id="npy-structured-dtype"),
+    pytest.param("masks.npy", np.ones((2, 24, 24), np.complex64), [r"complex64", r"0 and 1"], id="npy-complex"),
+    pytest.param("masks.npy", _empty_second_mask(), [r"mask 1", r"no pixels"], id="npy-empty-mask"),
+]
+
+
+@pytest.mark.parametrize("name, content, messages", TRUTHS)
+def test_evaluate_hostile_truth(tmp_path, scored, name, content, messages):
+    """evaluate --truth FILE with a truth that is not a set of cells: JSON nested 100000 deep
+    (RecursionError, exit 1); a region or mask without pixels (counted as a cell no result can ever
+    match, lowering recall silently); structured dtype (TypeError, exit 1) or complex values (scored)."""
+    result = scored[0]
+    truth = _truth_file(tmp_path, name, content)
+    expect_cli(["evaluate", result, "--truth", truth], protect=[result, truth], message=messages)
+
+
+def _synthetic_truth(tmp_path, edit):
+    from caimg_nmf.synthetic import make_movie
+
+    path = tmp_path / "truth.h5"
+    make_movie(n_cells=2, shape=(24, 24), n_frames=30, seed=0).save_truth(path)
+    with h5py.File(path, "a") as fh:
+        edit(fh)
+    return path
+
+
+@pytest.mark.parametrize("edit, messages", [
+    pytest.param(lambda fh: fh.__delitem__("baselines"), [r"/baselines", r"missing"], id="dataset-missing"),
+    pytest.param(lambda fh: fh.attrs.__delitem__("frame_rate"), [r"frame_rate", r"missing"], id="attr-missing"),
+    pytest.param(lambda fh: fh.attrs.__setitem__("seed", "x"), [r"seed", r"'x'"], id="attr-not-a-number"),
+    pytest.param(lambda fh: fh.attrs.__setitem__("params", "{"), [r"params", r"JSON"], id="params-not-json"),
+])
+def test_evaluate_synthetic_truth_with_parts_missing(tmp_path, scored, edit, messages):
+    """A synthetic truth .h5 (kind attribute set) with a dataset or attribute missing or mangled:
+    KeyError / ValueError, exit 1, in evaluate and load_truth."""
+    from caimg_nmf.synthetic import load_truth
+
+    result = scored[0]
+    truth = _synthetic_truth(tmp_path, edit)
+    expect_cli(["evaluate", result, "--truth", truth], protect=[result, truth], message=messages)
+    expect_error(load_truth, truth, protect=[truth], message=messages)
