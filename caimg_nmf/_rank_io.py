@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .io.inputs import check_input_file
 from .io.npy import npy_header
 
 __all__ = ["npy_header", "read_matrix", "read_matrix_csv", "movie_matrix", "save_selection", "OUTPUT_NAMES"]
@@ -56,9 +57,7 @@ def read_matrix_csv(path) -> np.ndarray:
 def read_matrix(path) -> np.ndarray:
     """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D), checked as
     the CSV reader checks it: numbers, all finite, none negative."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"file not found: {path}") from None
+    path = check_input_file(path, "matrix file")
     if path.suffix.lower() != ".npy":
         return read_matrix_csv(path)
     shape, dtype = npy_header(path)

@@ -202,9 +202,9 @@ def check_key(dotted: str, value, *, label: str):
 
 def read_toml(path, *, what: str = "config file", hint: str = "") -> dict:
     """Read a TOML file into a dict, or raise ConfigError saying what is wrong with it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}.{' ' + hint if hint else ''}") from None
+    from .io.inputs import check_input_file
+
+    path = check_input_file(path, what, hint=hint, error=ConfigError)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

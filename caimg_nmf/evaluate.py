@@ -367,9 +367,9 @@ def load_truth_masks(path, shape=None):
     footprints : ndarray (K, H, W) float32 or None
     traces : ndarray (K, T) float32 or None
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"load_truth_masks: file not found: '{p}'. Check the path.") from None
+    from .io.inputs import check_input_file
+
+    p = check_input_file(path, "load_truth_masks: truth file")
     ext = p.suffix.lower()
     footprints = traces = None
     if ext == ".json":

@@ -370,10 +370,10 @@ def load_truth(path):
     """
     import h5py
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"load_truth: file not found: '{p}'. Check the path; truth files "
-                         f"are written by SyntheticMovie.save_truth().") from None
+    from .io.inputs import check_input_file
+
+    p = check_input_file(path, "load_truth: truth file", hint="Check the path; truth files are written by "
+                         "SyntheticMovie.save_truth().")
     try:
         f = h5py.File(p, "r")
     except OSError:

@@ -170,3 +170,34 @@ def test_evaluate_synthetic_truth_with_parts_missing(tmp_path, scored, edit, mes
     truth = _synthetic_truth(tmp_path, edit)
     expect_cli(["evaluate", result, "--truth", truth], protect=[result, truth], message=messages)
     expect_error(load_truth, truth, protect=[truth], message=messages)
+
+
+# --- a folder or a FIFO where a command reads a file ------------------------------------------------
+def _reader_args(tmp_path, scored, bad):
+    result, truth, movie = scored
+    return {"info": ["info", bad], "figures": ["figures", bad, "--out", tmp_path / "figs"],
+            "export": ["export", bad, "--to", "csv", "--out", tmp_path / "t.csv"],
+            "evaluate-result": ["evaluate", bad, "--truth", truth],
+            "evaluate-truth": ["evaluate", result, "--truth", bad],
+            "run-config": ["run", bad, "-i", movie, "-o", tmp_path / "o" / "r.h5"],
+            "config": ["config", bad], "rank-matrix": ["rank", bad, "-o", tmp_path / "rk"],
+            "figures-style": ["figures", result, "--out", tmp_path / "figs", "--style", bad]}
+
+
+_READERS = ["info", "figures", "export", "evaluate-result", "evaluate-truth", "run-config", "config",
+            "rank-matrix", "figures-style"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+@pytest.mark.parametrize("command", _READERS)
+def test_folder_or_fifo_where_a_file_is_read(tmp_path, scored, command, kind):
+    """The result, truth, config, matrix or style named is a folder or a FIFO (with the file's usual
+    suffix): it was reported as 'not found', which sends the user looking for a missing file."""
+    suffix = {"evaluate-truth": ".npy", "run-config": ".toml", "config": ".toml", "rank-matrix": ".csv",
+              "figures-style": ".mplstyle"}.get(command, ".h5")
+    bad = tmp_path / f"thing{suffix}"
+    bad.mkdir() if kind == "folder" else __import__("os").mkfifo(bad)
+    what = "a folder" if kind == "folder" else r"not a regular file \(a pipe"
+    expect_cli(_reader_args(tmp_path, scored, bad)[command], protect=list(scored),
+               message=[rf"thing\{suffix} is {what}"])
+    assert not (tmp_path / "o").exists()

@@ -180,9 +180,9 @@ class Result:
         """Read a result file written by :meth:`save` (schema v1)."""
         import h5py
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"result file not found: {path}") from None
+        from .inputs import check_input_file
+
+        path = check_input_file(path, "result file")
         try:
             fh = h5py.File(path, "r")
         except OSError as exc:
