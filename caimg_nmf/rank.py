@@ -140,6 +140,10 @@ class RankSelection:
         return fig
 
 
+#: the most candidate ranks one selection tries (each is several fits)
+MAX_RANKS = 10000
+
+
 def parse_ranks(spec, max_rank=None, *, label=None):
     """Candidate ranks from ``"a:b"`` (inclusive), ``"a:b:step"``, ``"2,3,5"``, an int n
     (1..n) or a sequence of ints. Raises InputError naming what is wrong, prefixed by ``label``
@@ -148,8 +152,15 @@ def parse_ranks(spec, max_rank=None, *, label=None):
         raise InputError(f"{label or f'ranks {spec!r}'}: {why}. Use a:b (inclusive, e.g. 2:30), a:b:step "
                          "(e.g. 2:30:2) or a comma list (e.g. 2,4,8); ranks are integers >= 1.") from None
 
+    def checked(ranks: range) -> list:  # sized before it is made: "1:99999999999" is not a list to build
+        if max_rank is not None and len(ranks) and ranks[-1] > max_rank:
+            bad(f"rank {ranks[-1]} is larger than min(rows, columns) = {max_rank} of the data")
+        if len(ranks) > MAX_RANKS:
+            bad(f"{len(ranks)} ranks to try; at most {MAX_RANKS}")
+        return list(ranks)
+
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-        ranks = list(range(1, int(spec) + 1))
+        ranks = checked(range(1, int(spec) + 1))
     elif isinstance(spec, str):
         text = spec.strip()
         if ":" in text:
@@ -164,7 +175,7 @@ def parse_ranks(spec, max_rank=None, *, label=None):
                 bad(f"the first rank {a} must be at least 1")
             if b < a:
                 bad(f"the last rank {b} is smaller than the first {a}")
-            ranks = list(range(a, b + 1, step))
+            ranks = checked(range(a, b + 1, step))
         else:
             items = [p.strip() for p in text.split(",") if p.strip()]
             if not items or not all(re.fullmatch(r"-?\d+", p) for p in items):

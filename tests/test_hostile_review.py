@@ -201,3 +201,22 @@ def test_folder_or_fifo_where_a_file_is_read(tmp_path, scored, command, kind):
     expect_cli(_reader_args(tmp_path, scored, bad)[command], protect=list(scored),
                message=[rf"thing\{suffix} is {what}"])
     assert not (tmp_path / "o").exists()
+
+
+# --- rank: a range too large to build ---------------------------------------------------------------
+@pytest.mark.parametrize("ranks, message", [("1:99999999999", r"99999999999 ranks to try; at most 10000"),
+                                            ("1:99999999999:1000", r"at most 10000")])
+def test_rank_range_too_large_to_build(tmp_path, ranks, message):
+    """rank --ranks 1:99999999999: the list of ranks was built before any check (MemoryError, exit 1)."""
+    matrix = tmp_path / "X.csv"
+    np.savetxt(matrix, np.random.default_rng(0).random((20, 10)), delimiter=",")
+    expect_cli(["rank", matrix, "--ranks", ranks, "-o", tmp_path / "rk"], protect=[matrix],
+               message=[rf"--ranks {ranks}", message])
+    assert not (tmp_path / "rk").exists()
+
+
+def test_select_rank_python_with_a_huge_rank_count():
+    """parse_ranks(10**12) from Python: the same refusal, not a MemoryError."""
+    from caimg_nmf.rank import parse_ranks
+
+    expect_error(parse_ranks, 10**12, message=[r"1000000000000 ranks to try; at most 10000"])
