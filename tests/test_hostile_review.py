@@ -220,3 +220,29 @@ def test_select_rank_python_with_a_huge_rank_count():
     from caimg_nmf.rank import parse_ranks
 
     expect_error(parse_ranks, 10**12, message=[r"1000000000000 ranks to try; at most 10000"])
+
+
+# --- values so large that the factorization overflows -------------------------------------------------
+def test_nmf_on_values_whose_squares_overflow():
+    """nmf(X) with entries of 1e200: the factors came back as NaN with only a ConvergenceWarning."""
+    from caimg_nmf.nmf import nmf
+
+    X = np.full((6, 5), 1e200)
+    expect_error(nmf, X, 2, message=[r"values up to 1e\+200", r"overflow", r"X / X\.max\(\)"])
+
+
+def test_nmf_on_float32_values_whose_squares_overflow():
+    """float32 data is factorized in float32, whose squares overflow far sooner (1e30**2)."""
+    from caimg_nmf.nmf import nmf
+
+    X = np.full((6, 5), 1e30, np.float32)
+    expect_error(nmf, X, 2, message=[r"too large to factorize in float32"])
+
+
+def test_rank_on_a_matrix_whose_squares_overflow(tmp_path):
+    """caimg-nmf rank on a CSV of 1e308 values: ValueError from the stability matching, exit 1."""
+    matrix = tmp_path / "X.csv"
+    matrix.write_text("1e308,1e308\n1e308,1e308\n")
+    expect_cli(["rank", matrix, "--ranks", "1:2", "-o", tmp_path / "rk"], protect=[matrix],
+               message=[r"values up to 1e\+308", r"Rescale"])
+    assert not (tmp_path / "rk").exists()
