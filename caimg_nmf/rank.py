@@ -251,8 +251,9 @@ def select_rank(X, ranks, *, methods=METHODS, replicates=5, random_state=0, n_jo
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"methods {methods!r}: choose one or more of {', '.join(METHODS)}.") from None
-    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
-        raise InputError(f"replicates = {replicates!r} must be an integer >= 1.") from None
+    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or not 1 <= replicates <= 1000:
+        raise InputError(f"replicates = {replicates!r} must be an integer from 1 to 1000 (rank.replicates' "
+                         "maximum).") from None
     if "stability" in methods and replicates < 2:
         raise InputError("stability compares replicate fits: it needs replicates >= 2.") from None
     if not (isinstance(holdout, (int, float)) and 0 < holdout <= 0.5):

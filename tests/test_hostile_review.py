@@ -246,3 +246,26 @@ def test_rank_on_a_matrix_whose_squares_overflow(tmp_path):
     expect_cli(["rank", matrix, "--ranks", "1:2", "-o", tmp_path / "rk"], protect=[matrix],
                message=[r"values up to 1e\+308", r"Rescale"])
     assert not (tmp_path / "rk").exists()
+
+
+# --- Python API counts that allocate before any work ----------------------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    pytest.param({"replicates": 10**9}, r"replicates must be an integer >= 1 and <= 10000", id="replicates"),
+    pytest.param({"compress": 10**9}, r"compress=1000000000: the sketch would have .* more than min\(P, T\) = 10",
+                 id="compress"),
+])
+def test_nmf_counts_that_would_exhaust_memory(kwargs, message):
+    """nmf(X, 2, replicates=10**9) spawned 10**9 seeds and was killed by the kernel at 22 GB; a
+    compress oversampling of 10**9 sketches X with 10**9 random columns."""
+    from caimg_nmf.nmf import nmf
+
+    X = np.random.default_rng(0).random((20, 10))
+    expect_error(nmf, X, 2, message=[message], **kwargs)
+
+
+def test_select_rank_replicates_that_would_exhaust_memory():
+    """select_rank(X, [1, 2], replicates=10**9): the same, through the rank selection's own check."""
+    from caimg_nmf.rank import select_rank
+
+    X = np.random.default_rng(0).random((20, 10))
+    expect_error(select_rank, X, [1, 2], replicates=10**9, message=[r"replicates = 1000000000", r"1 to 1000"])

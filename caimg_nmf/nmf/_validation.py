@@ -31,7 +31,8 @@ class _Int:
 
     def __str__(self):
         lo = "" if self.lo is None else f" >= {self.lo}"
-        return f"an integer{lo}"
+        hi = "" if self.hi is None else f" and <= {self.hi}"
+        return f"an integer{lo}{hi}"
 
 
 class _Real(_Int):
@@ -93,7 +94,7 @@ _PARAMETER_CONSTRAINTS = {
     "solver": [_Options(SOLVERS)],
     "beta_loss": [_Options(BETA_LOSSES)],
     "init": [_Options(INITS)],
-    "replicates": [_Int(1)],
+    "replicates": [_Int(1, 10000)],  # as nmf.replicates in a config; each replicate is a whole fit
     "max_iter": [_Int(1)],
     "tol": [_Real(0)],
     "random_state": [_NONE, _Int(0), _Type(np.random.SeedSequence, "a numpy SeedSequence")],
