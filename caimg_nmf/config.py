@@ -318,7 +318,17 @@ def _range_hint(lo, hi, meta, unit) -> str:
     return f" ({' '.join(p for p in (low, high) if p)})" if low or high else ""
 
 
+def _plain(value):
+    """A numpy scalar or array given from Python (``rank=np.int64(5)``, ``crop=np.array([...])``) as
+    the Python value it holds, so that it is checked as one: numpy's int64/float32 are not int/float."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
 def _check_value(where: str, value, tp, meta, source, label=None):
+    value = _plain(value)
+
     def fail(why):
         prefix = label if label else f"{source}: {where} = {value!r}"
         raise ConfigError(f"{prefix}: {why}") from None

@@ -268,6 +268,10 @@ def evaluate(pred_masks, true_masks, *, pred_traces=None, true_traces=None,
     -------
     Score
     """
+    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float, np.number)) \
+            or not 0 < iou_threshold <= 1:  # NaN fails too; above 1 no pair can match
+        raise InputError(f"evaluate: iou_threshold = {iou_threshold!r}: give a number in (0, 1], e.g. 0.3 "
+                         "(as --iou).") from None
     p, t = _stack(pred_masks, "pred_masks"), _stack(true_masks, "true_masks")
     _same_frame(p, t, "evaluate")
     kp, kt = p.shape[0], t.shape[0]

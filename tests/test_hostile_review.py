@@ -269,3 +269,53 @@ def test_select_rank_replicates_that_would_exhaust_memory():
 
     X = np.random.default_rng(0).random((20, 10))
     expect_error(select_rank, X, [1, 2], replicates=10**9, message=[r"replicates = 1000000000", r"1 to 1000"])
+
+
+# --- the Python API with numpy values and paths that are not paths ----------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    pytest.param({"cell_diameter": np.float32(1e30)}, r"cell_diameter=\S*1e\+30\)?: must be at most 100000 px", id="float32-huge"),
+    pytest.param({"rank": np.int64(-1)}, r"rank=\S*-1\)?: must be at least 1", id="int64-negative"),
+    pytest.param({"frame_rate": np.float32("nan")}, r"frame_rate=\S*nan\)?: NaN is not allowed", id="float32-nan"),
+])
+def test_run_python_numpy_scalars_are_checked_as_numbers(tmp_path, scored, kwargs, message):
+    """caimg_nmf.run(input=..., rank=np.int64(k)) said 'expected an integer' for a numpy integer (and
+    'expected a number' for a float32): a value out of bounds must be told its bounds."""
+    import caimg_nmf
+
+    movie = scored[2]
+    expect_error(caimg_nmf.run, None, input=str(movie), output=str(tmp_path / "o" / "r.h5"), protect=[movie],
+                 message=[message], **kwargs)
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_python_numpy_integer_rank_is_accepted():
+    """A valid numpy integer is a valid value (Config.replace keeps it as a plain int)."""
+    from caimg_nmf.config import Config
+
+    cfg = Config().replace({"nmf.rank": np.int64(4), "input.cell_diameter": np.float32(6.0)})
+    assert cfg.nmf.rank == 4 and type(cfg.nmf.rank) is int
+    assert cfg.input.cell_diameter == 6.0
+
+
+@pytest.mark.parametrize("iou", [float("nan"), 2.0, 0.0, -0.5, "0.3", True])
+def test_evaluate_python_iou_threshold_out_of_range(iou):
+    """evaluate(pred, true, iou_threshold=nan or 2) matched nothing and scored 0 (the CLI's --iou refuses them)."""
+    from caimg_nmf.evaluate import evaluate
+
+    masks = np.ones((2, 4, 4), bool)
+    expect_error(evaluate, masks, masks, iou_threshold=iou, message=[r"iou_threshold = .*\(0, 1\]"])
+
+
+@pytest.mark.parametrize("reader", ["Result.load", "export", "load_truth_masks", "load_truth", "read_toml"])
+@pytest.mark.parametrize("path", [None, "", 5])
+def test_python_readers_given_no_path(reader, path):
+    """Result.load(None) / export(None, ...): TypeError from pathlib; '' was 'result file . is a folder'."""
+    from caimg_nmf.config import read_toml
+    from caimg_nmf.evaluate import load_truth_masks
+    from caimg_nmf.export import export
+    from caimg_nmf.io import Result
+    from caimg_nmf.synthetic import load_truth
+
+    call = {"Result.load": Result.load, "export": lambda p: export(p, "csv", "t.csv"),
+            "load_truth_masks": load_truth_masks, "load_truth": load_truth, "read_toml": read_toml}[reader]
+    expect_error(call, path, message=[rf"expected a path \(str or Path\), got {path!r}"])
