@@ -1,6 +1,7 @@
 """Reading inputs and writing outputs of ``caimg-nmf rank`` (private; see :mod:`caimg_nmf.rank`)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -106,27 +107,40 @@ def movie_matrix(cfg, quiet=True):
 
 def save_selection(sel, folder, *, overwrite=False, source="", dpi=150):
     """Write ``rank_selection.h5`` (datasets ``rank_selection/ranks``, ``.../vaf``, ...; attrs
-    ``reason``, ``settings``), ``rank_selection.png`` and ``.pdf`` into ``folder``, each atomically.
+    ``reason``, ``settings``), ``rank_selection.png`` and ``.pdf`` into ``folder``: all three or none.
     Returns the three paths."""
-    import h5py
-
-    from .io.atomic import atomic_path, check_writable_dir
+    from .io.atomic import check_writable_dir
 
     folder = Path(folder)
+    created = not folder.exists()
     check_writable_dir(folder)
+    try:
+        return _write_selection(sel, folder, overwrite, source, dpi)
+    except BaseException:
+        if created:  # a failed rank leaves no output folder behind (an empty one it made)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _write_selection(sel, folder: Path, overwrite: bool, source, dpi) -> list:
+    import h5py
+
+    from .io.atomic import atomic_paths
+
     paths = [folder / n for n in OUTPUT_NAMES]
     if not overwrite:
         there = [p for p in paths if p.exists()]
         if there:
             raise InputError(f"{there[0]} already exists. Pass --overwrite to replace it, or choose "
                              "another --output folder.") from None
-    with atomic_path(paths[0]) as tmp, h5py.File(tmp, "w") as fh:
-        for name, value in sel.extras().items():
-            fh.create_dataset(name, data=value)
-        fh.attrs.update(reason=sel.reason, methods=json.dumps(list(sel.methods)),
-                        settings=json.dumps(sel.settings, default=str), source=str(source))
-    fig = sel.plot()
-    for path, fmt in zip(paths[1:], ("png", "pdf")):
-        with atomic_path(path) as tmp:
+    with atomic_paths(paths) as tmps:  # the three files, or none of them
+        with h5py.File(tmps[0], "w") as fh:
+            for name, value in sel.extras().items():
+                fh.create_dataset(name, data=value)
+            fh.attrs.update(reason=sel.reason, methods=json.dumps(list(sel.methods)),
+                            settings=json.dumps(sel.settings, default=str), source=str(source))
+        fig = sel.plot()
+        for tmp, fmt in zip(tmps[1:], ("png", "pdf")):
             fig.savefig(tmp, format=fmt, dpi=dpi)
     return paths

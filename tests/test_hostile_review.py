@@ -319,3 +319,58 @@ def test_python_readers_given_no_path(reader, path):
     call = {"Result.load": Result.load, "export": lambda p: export(p, "csv", "t.csv"),
             "load_truth_masks": load_truth_masks, "load_truth": load_truth, "read_toml": read_toml}[reader]
     expect_error(call, path, message=[rf"expected a path \(str or Path\), got {path!r}"])
+
+
+# --- full disk while a command writes several files ------------------------------------------------------
+def _no_space(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_rank_disk_full_while_writing_the_figure(tmp_path, monkeypatch):
+    """rank on a disk that fills while the .png is written: rank_selection.h5 was left behind (and
+    its new output folder) although the message said 'nothing was left behind'."""
+    import matplotlib.figure
+
+    matrix = tmp_path / "X.csv"
+    np.savetxt(matrix, np.random.default_rng(0).random((20, 10)), delimiter=",")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", _no_space)
+    expect_cli(["rank", matrix, "--ranks", "1:2", "-o", tmp_path / "rk"], protect=[matrix],
+               message=[r"no space left on .*rk", r"nothing was left behind"])
+    assert not (tmp_path / "rk").exists()
+
+
+def test_rank_disk_full_keeps_the_previous_selection(tmp_path, monkeypatch):
+    """rank --overwrite over an earlier selection, disk full at the figure: the earlier three files stay
+    as they were (not a new .h5 beside the old figures)."""
+    import matplotlib.figure
+
+    matrix = tmp_path / "X.csv"
+    np.savetxt(matrix, np.random.default_rng(0).random((20, 10)), delimiter=",")
+    out = tmp_path / "rk"
+    expect_cli(["rank", matrix, "--ranks", "1:2", "-o", out, "-q"], code=0)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", _no_space)
+    expect_cli(["rank", matrix, "--ranks", "1:3", "-o", out, "--overwrite"], protect=[matrix, out],
+               message=[r"no space left"])
+    assert sorted(p.name for p in out.iterdir()) == ["rank_selection.h5", "rank_selection.pdf", "rank_selection.png"]
+
+
+def test_export_csv_disk_full_on_the_last_table(tmp_path, scored, monkeypatch):
+    """export --to csv with the disk full at the cells table: traces and ΔF/F tables were left behind."""
+    import caimg_nmf.export as export_module
+
+    real, calls = export_module._write_table, []
+
+    def fill_at_cells(path, header, columns):
+        calls.append(path)
+        if header[0] == "cell":
+            _no_space()
+        real(path, header, columns)
+
+    monkeypatch.setattr(export_module, "_write_table", fill_at_cells)
+    out = tmp_path / "ex"
+    out.mkdir()
+    expect_cli(["export", scored[0], "--to", "csv", "--out", out / "t.csv"], protect=[scored[0]],
+               message=[r"no space left on .*ex", r"t_cells\.csv"])
+    assert len(calls) == 3 and list(out.iterdir()) == []

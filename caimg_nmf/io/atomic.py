@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["atomic_path", "check_writable_dir", "check_output_path", "refuse_inputs", "protected_inputs",
+__all__ = ["atomic_path", "atomic_paths", "check_writable_dir", "check_output_path", "refuse_inputs", "protected_inputs",
            "check_name_length", "write_bytes_atomic", "free_bytes", "tmp_prefix", "leftover_owner_gone",
            "no_space_message", "is_no_space", "SCRATCH_PREFIX", "scratch_prefix", "remove_dead_leftovers"]
 
@@ -248,6 +248,15 @@ def atomic_path(target, *, overwrite: bool = True, inputs=(), suffix: str = ""):
             raise OutputError(f"could not write {target}: {exc.strerror or exc}. The previous file "
                               "(if any) is unchanged.") from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_paths(targets, *, overwrite: bool = True, inputs=()):
+    """:func:`atomic_path` for several files that belong together (a CSV export, rank's .h5/.png/.pdf):
+    yield their temporary paths; every target is checked before anything is written, and they are
+    renamed into place only when all were written. On any error none is (temporary files removed)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(t, overwrite=overwrite, inputs=inputs)) for t in targets]
 
 
 def free_bytes(folder: Path) -> int | None:
