@@ -625,12 +625,13 @@ def _check_output(out_path: Path, cfg: Config, draw: bool) -> Path:
     out_path = check_output_path(out_path, overwrite=cfg.output.overwrite, what="result",
                                  inputs=_input_files(cfg, None), reserve=len(".lock"))
     figures = out_path.parent / "figures"
-    if draw and os.path.lexists(figures) and not figures.is_dir():
-        raise OutputError(f"{figures} is a file, not a folder for the figures; move it, pass --no-figures, or "
-                          "choose another output folder.") from None
-    if not draw or cfg.output.overwrite:
+    if not draw:
         return out_path
-    from .figures import existing_figures
+    from .figures import check_figures_folder, existing_figures
+
+    check_figures_folder(figures)
+    if cfg.output.overwrite:
+        return out_path
 
     there = existing_figures(figures)
     if there:

@@ -374,3 +374,37 @@ def test_export_csv_disk_full_on_the_last_table(tmp_path, scored, monkeypatch):
     expect_cli(["export", scored[0], "--to", "csv", "--out", out / "t.csv"], protect=[scored[0]],
                message=[r"no space left on .*ex", r"t_cells\.csv"])
     assert len(calls) == 3 and list(out.iterdir()) == []
+
+
+# --- the figures folder ------------------------------------------------------------------------------
+def test_run_figures_folder_symlinked_to_a_users_folder(tmp_path, scored):
+    """run -o r/R.h5 where r/figures is a link to the user's pictures: the run wrote its 16 figures
+    and its manifest into that folder (batch refuses this; run did not)."""
+    movie = scored[2]
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "mine.png").write_bytes(b"mine")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "figures").symlink_to(pictures)
+    expect_cli(["run", "-q", "-i", movie, "-o", tmp_path / "r" / "R.h5", "--cell-diameter", "6"],
+               protect=[movie, pictures], message=[r"figures folder .*figures is a symbolic link", r"--no-figures"])
+    assert sorted(p.name for p in pictures.iterdir()) == ["mine.png"]
+    assert not (tmp_path / "r" / "R.h5").exists()
+
+
+def test_figures_default_folder_symlinked_with_overwrite(tmp_path, scored):
+    """caimg-nmf figures R.h5 --overwrite where figures/ beside R.h5 is a link to another folder."""
+    result = scored[0]
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (tmp_path / "figures").symlink_to(pictures)
+    expect_cli(["figures", result, "--overwrite", "--format", "png"], protect=[result, pictures],
+               message=[r"figures folder .*figures is a symbolic link"])
+    assert list(pictures.iterdir()) == []
+
+
+def test_figures_bad_style_leaves_no_folder(tmp_path, scored):
+    """figures --out NEW --style nosuchstyle: refused, but NEW was created first and left empty."""
+    expect_cli(["figures", scored[0], "--out", tmp_path / "new", "--style", "nosuchstyle"], protect=[scored[0]],
+               message=[r"unknown figure style 'nosuchstyle'"])
+    assert not (tmp_path / "new").exists()
