@@ -408,3 +408,32 @@ def test_figures_bad_style_leaves_no_folder(tmp_path, scored):
     expect_cli(["figures", scored[0], "--out", tmp_path / "new", "--style", "nosuchstyle"], protect=[scored[0]],
                message=[r"unknown figure style 'nosuchstyle'"])
     assert not (tmp_path / "new").exists()
+
+
+# --- leftovers of a killed export / evaluate --------------------------------------------------------------
+def test_leftover_of_a_killed_export_is_removed_by_the_next(tmp_path, scored):
+    """export killed mid-write leaves .t.csv.<pid>.<random>.tmp beside the CSV; only run cleaned such
+    files, so every killed export, evaluate --json or figures left one for good. The next write of the
+    same file removes those of dead processes (not a live one's, not a name without a pid)."""
+    import subprocess
+    import sys
+
+    from test_hostile_outputs import _dead_pid
+
+    out = tmp_path / "ex"
+    out.mkdir()
+    dead = out / f".t.csv.{_dead_pid()}.abcd1234.tmp"
+    dead.write_text("partial")
+    live_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = out / f".t.csv.{live_proc.pid}.abcd1234.tmp"
+        live.write_text("being written")
+        users = out / ".t.csv.abcd1234.tmp"
+        users.write_text("mine")
+        outcome = expect_cli(["export", scored[0], "--to", "csv", "--out", out / "t.csv"], code=0,
+                             protect=[scored[0], users, live])
+    finally:
+        live_proc.kill()
+        live_proc.wait()
+    assert not dead.exists() and live.exists() and users.exists()
+    assert "left by a killed caimg_nmf process" in outcome.err

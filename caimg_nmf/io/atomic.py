@@ -224,6 +224,7 @@ def atomic_path(target, *, overwrite: bool = True, inputs=(), suffix: str = ""):
     """
     target = check_output_path(target, overwrite=overwrite, inputs=inputs)
     check_writable_dir(target.parent)
+    _remove_dead_tmps(target)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(target.name), suffix=".tmp" + suffix,
@@ -248,6 +249,26 @@ def atomic_path(target, *, overwrite: bool = True, inputs=(), suffix: str = ""):
             raise OutputError(f"could not write {target}: {exc.strerror or exc}. The previous file "
                               "(if any) is unchanged.") from None
         raise
+
+
+def _remove_dead_tmps(target: Path) -> None:
+    """Remove the temporary files of earlier writers of ``target`` that were killed (their pid, in
+    the name, is gone): a killed export, evaluate --json or figures leaves no hidden file for good.
+    Names without a pid are left alone (they may be a user's)."""
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    from ..progress import Reporter
+
+    for entry in entries:
+        m = _LEFTOVER.match(entry.name)
+        if m is None or m.group("pid") is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if leftover_owner_gone(entry.name, target.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                Reporter().warn(f"removed {entry.path}, left by a killed caimg_nmf process")
 
 
 @contextlib.contextmanager
