@@ -89,8 +89,15 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
 
     cents = centroids(result) if K else np.zeros((0, 2))
     areas = result.get("rois/areas")
-    areas = np.asarray(areas, np.float64) if areas is not None and np.size(areas) == K else \
-        result.roi_masks.sum(axis=(1, 2)).astype(np.float64)
+    if areas is not None and np.size(areas) == K:
+        try:
+            areas = np.asarray(areas, np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"{result.path}: /rois/areas holds {np.asarray(areas).dtype} values, not numbers "
+                             "(the area of each cell in pixels); the result file is damaged. Remove the dataset "
+                             "(the areas are then counted from /roi_masks) or run again.") from None
+    else:
+        areas = result.roi_masks.sum(axis=(1, 2)).astype(np.float64)
     header = ["cell", "origin", "centroid_row", "centroid_col", "area_px"]
     cols = [names, _origins(result), cents[:, 0], cents[:, 1], areas]
     um = result.attrs.get("pixel_size_um")

@@ -437,3 +437,27 @@ def test_leftover_of_a_killed_export_is_removed_by_the_next(tmp_path, scored):
         live_proc.wait()
     assert not dead.exists() and live.exists() and users.exists()
     assert "left by a killed caimg_nmf process" in outcome.err
+
+
+# --- results edited by another tool ------------------------------------------------------------------
+def _edit_result(path, name, data):
+    with h5py.File(path, "a") as fh:
+        if name in fh:
+            del fh[name]
+        fh.create_dataset(name, data=data)
+    return path
+
+
+def test_result_with_complex_footprints(tmp_path, scored):
+    """A result whose /footprints are complex: read with a ComplexWarning, the imaginary part dropped."""
+    path = _edit_result(scored[0], "footprints", np.ones((2, 24, 24), np.complex64))
+    expect_cli(["info", path], protect=[path], message=[r"not a valid caimg_nmf result", r"/footprints .*complex64",
+                                                        r"numeric"])
+
+
+def test_export_result_with_areas_that_are_not_numbers(tmp_path, scored):
+    """A result whose /rois/areas holds strings: export --to csv said 'unexpected error: ValueError'."""
+    path = _edit_result(scored[0], "rois/areas", np.array([b"a", b"b"]))
+    expect_cli(["export", path, "--to", "csv", "--out", tmp_path / "t.csv"], protect=[path],
+               message=[r"/rois/areas holds \S+ values, not numbers"])
+    assert not (tmp_path / "t.csv").exists()

@@ -259,7 +259,8 @@ def _extra_datasets(fh, path):
 
 
 def _numeric(dtype) -> bool:
-    return np.issubdtype(dtype, np.number) or dtype == bool
+    """Real numbers (complex values would lose their imaginary part in the float32 cast)."""
+    return (np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)) or dtype == bool
 
 
 def _write_extra(fh, name, value):
