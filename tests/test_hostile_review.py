@@ -461,3 +461,26 @@ def test_export_result_with_areas_that_are_not_numbers(tmp_path, scored):
     expect_cli(["export", path, "--to", "csv", "--out", tmp_path / "t.csv"], protect=[path],
                message=[r"/rois/areas holds \S+ values, not numbers"])
     assert not (tmp_path / "t.csv").exists()
+
+
+# --- batch keys ------------------------------------------------------------------------------------
+def test_batch_memory_gb_absurd(tmp_path, scored):
+    """[batch] memory_gb = 1e300: 'unexpected error: OverflowError', exit 1 (the pipeline's float keys
+    all have a maximum; the batch section's did not)."""
+    import shutil
+
+    shutil.copy(scored[2], tmp_path / "m1.npy")
+    batch = tmp_path / "b.toml"
+    batch.write_text('[batch]\ninputs = ["m1.npy"]\noutput_dir = "out"\nmemory_gb = 1e300\n')
+    expect_cli(["batch", batch, "-q"], protect=[batch, tmp_path / "m1.npy"],
+               message=[r"batch\.memory_gb = 1e\+300: must be at most 65536 GB"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_batch_float_key_declares_a_maximum():
+    import dataclasses
+
+    from caimg_nmf.batch.config import BatchSection
+
+    floats = [f for f in dataclasses.fields(BatchSection) if f.type in (float, "float")]
+    assert floats and all(f.metadata.get("max") is not None for f in floats), floats
