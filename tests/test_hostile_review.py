@@ -484,3 +484,14 @@ def test_every_batch_float_key_declares_a_maximum():
 
     floats = [f for f in dataclasses.fields(BatchSection) if f.type in (float, "float")]
     assert floats and all(f.metadata.get("max") is not None for f in floats), floats
+
+
+def test_result_config_attribute_that_is_not_toml(scored):
+    """Result.load(path).config on a result whose config attribute is not TOML: a raw TOMLDecodeError."""
+    from caimg_nmf.io import Result
+
+    path = scored[0]
+    with h5py.File(path, "a") as fh:
+        fh.attrs["config"] = "[[[not toml"
+    result = Result.load(path)
+    expect_error(lambda: result.config, protect=[path], message=[r"R\.h5:/config: the config attribute is not valid TOML"])

@@ -127,8 +127,14 @@ class Result:
     def config(self):
         """The configuration the result was made with, as a :class:`caimg_nmf.config.Config`."""
         from ..config import Config, tomllib
+        from ..errors import ConfigError
 
-        return Config.from_dict(tomllib.loads(self.config_toml), source=f"{self.path or 'result'}:/config")
+        source = f"{self.path or 'result'}:/config"
+        try:
+            return Config.from_dict(tomllib.loads(self.config_toml), source=source)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: the config attribute is not valid TOML ({exc}); the result file was "
+                              "edited or damaged. `caimg-nmf info --config` shows it as stored.") from None
 
     def get(self, name, default=None):
         """An extra dataset by name (e.g. ``"spikes"``), or ``default``."""
