@@ -495,3 +495,16 @@ def test_result_config_attribute_that_is_not_toml(scored):
         fh.attrs["config"] = "[[[not toml"
     result = Result.load(path)
     expect_error(lambda: result.config, protect=[path], message=[r"R\.h5:/config: the config attribute is not valid TOML"])
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_dataset_given_for_a_movie_that_is_not_hdf5(tmp_path, scored, suffix):
+    """--set input.dataset=/mov with a .npy or .tif movie: ignored silently (the user thinks the named
+    dataset was analysed)."""
+    movie = scored[2]
+    if suffix == ".tif":
+        tifffile.imwrite(tmp_path / "movie.tif", np.load(movie))
+        movie = tmp_path / "movie.tif"
+    expect_cli(_run(tmp_path, movie) + ["--set", 'input.dataset="/mov"'], protect=[movie],
+               message=[rf"input\.dataset = '/mov' names a dataset of an HDF5 file, but .*movie\{suffix} is not one"])
+    assert not (tmp_path / "out").exists()

@@ -184,6 +184,9 @@ def load_movie(path, *, dataset: str = "", axes: str = "TYX", check_axes: bool =
         paths, is_list = _expand_paths(path)
         first = paths[0]
         suffix = first.suffix.lower()
+        if dataset and (is_list or _magic(first) != _HDF5_MAGIC):  # else it would be ignored silently
+            _fail(f"input.dataset = {dataset!r} names a dataset of an HDF5 file, but {first} is not one; remove "
+                  "input.dataset (it applies to .h5 movies only).")
         if is_list:
             movie = _open_tiff_list(paths, axes)
         elif suffix in TIFF_SUFFIXES:
@@ -369,12 +372,20 @@ def _open_npy(path, axes) -> Movie:
     return movie
 
 
-def _open_by_content(path, dataset, axes) -> Movie:
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _magic(path) -> bytes:
+    """The first 8 bytes of a file (its format's signature)."""
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        return fh.read(8)
+
+
+def _open_by_content(path, dataset, axes) -> Movie:
+    head = _magic(path)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _open_tiff(path, axes)
-    if head == b"\x89HDF\r\n\x1a\n":
+    if head == _HDF5_MAGIC:
         return _open_hdf5(path, dataset, axes)
     if head[:6] == b"\x93NUMPY":
         return _open_npy(path, axes)
