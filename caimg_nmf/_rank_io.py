@@ -63,8 +63,10 @@ def read_matrix(path) -> np.ndarray:
         return read_matrix_csv(path)
     shape, dtype = npy_header(path)
     if len(shape) != 2:
-        raise InputError(f"{path}: a matrix must be 2-D; got shape {shape}. For a movie "
-                         "(T, H, W) give a config file with input.path instead.") from None
+        raise InputError(f"{path}: a matrix must be 2-D; got shape {shape}. A movie is 3-D (frames x height "
+                         "x width): give it as a movie file or in a config file's input.path.") from None
+    if 0 in shape:
+        raise InputError(f"{path}: the matrix is empty (shape {shape}); there is nothing to factorize.") from None
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise InputError(f"{path}: holds {dtype} values; a matrix must hold real numbers "
                          "(integers or floating point).") from None

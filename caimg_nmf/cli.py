@@ -190,7 +190,7 @@ def cmd_rank(args) -> int:
     overrides = _set_overrides(args, labels)
     is_matrix = suffix in _MATRIX_SUFFIXES
     if is_matrix and suffix == ".npy" and data.is_file():
-        is_matrix = len(_rank_io.npy_header(data)[0]) == 2  # a 3-D .npy is a movie
+        is_matrix = len(_rank_io.npy_header(data)[0]) != 3  # a 3-D .npy is a movie; the rest is said to be no matrix
     out_dir = Path(os.path.abspath(args.output or "."))
     if is_matrix:
         if overrides:

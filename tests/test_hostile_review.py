@@ -508,3 +508,17 @@ def test_dataset_given_for_a_movie_that_is_not_hdf5(tmp_path, scored, suffix):
     expect_cli(_run(tmp_path, movie) + ["--set", 'input.dataset="/mov"'], protect=[movie],
                message=[rf"input\.dataset = '/mov' names a dataset of an HDF5 file, but .*movie\{suffix} is not one"])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("array, message", [
+    pytest.param(np.ones(5), r"a matrix must be 2-D; got shape \(5,\)", id="1-D"),
+    pytest.param(np.ones((2, 3, 4, 5)), r"a matrix must be 2-D; got shape \(2, 3, 4, 5\)", id="4-D"),
+    pytest.param(np.zeros((0, 5)), r"the matrix is empty \(shape \(0, 5\)\)", id="0-rows"),
+])
+def test_rank_on_npy_that_is_no_matrix(tmp_path, array, message):
+    """rank X.npy with a 1-D or 4-D array was told 'a movie must be 3-D'; a 0-row matrix that 'rank 2
+    is larger than min(rows, columns) = 0'."""
+    path = tmp_path / "X.npy"
+    np.save(path, array)
+    expect_cli(["rank", path, "--ranks", "1:2", "-o", tmp_path / "rk"], protect=[path], message=[message])
+    assert not (tmp_path / "rk").exists()
