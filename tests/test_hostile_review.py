@@ -522,3 +522,37 @@ def test_rank_on_npy_that_is_no_matrix(tmp_path, array, message):
     np.save(path, array)
     expect_cli(["rank", path, "--ranks", "1:2", "-o", tmp_path / "rk"], protect=[path], message=[message])
     assert not (tmp_path / "rk").exists()
+
+
+# --- frame rates stated by the file ------------------------------------------------------------------
+def _movie_with_rate_attr(tmp_path, value):
+    path = tmp_path / "movie.h5"
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("mov", data=(np.random.default_rng(0).random((30, 24, 24)) * 1000).astype(np.uint16))
+        fh["mov"].attrs["frame_rate"] = value
+    return path
+
+
+def test_absurd_frame_rate_stated_by_the_file(tmp_path):
+    """An HDF5 movie whose frame_rate attribute is 1e300 (or an ImageJ finterval of 1e-300): used as
+    the rate, with exit 0, where --frame-rate 1e300 is refused."""
+    path = _movie_with_rate_attr(tmp_path, 1e300)
+    expect_cli(_run(tmp_path, path), protect=[path],
+               message=[r"movie\.h5:/mov states a frame rate of 1e\+300 Hz: must be at most 10000 Hz",
+                        r"--frame-rate HZ"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_absurd_frame_interval_in_imagej_metadata(tmp_path):
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, (np.random.default_rng(0).random((30, 24, 24)) * 1000).astype(np.uint16), imagej=True,
+                     metadata={"axes": "TYX", "finterval": 1e-300})
+    expect_cli(_run(tmp_path, path), protect=[path], message=[r"states a frame rate of 1e\+300 Hz: must be at most"])
+
+
+def test_boolean_frame_rate_attribute_is_no_rate():
+    """frame_rate = True in HDF5 attributes was read as 1 Hz 'as the file states'."""
+    from caimg_nmf.io.movie import _positive
+
+    assert not _positive(True) and not _positive(np.bool_(True)) and not _positive(np.array([True]))
+    assert _positive(30.0) and _positive(np.array([30.0])) and _positive("7.5")

@@ -549,6 +549,8 @@ def _tiff_frame_rate(tif):
 
 def _positive(value) -> bool:
     """Whether ``value`` reads as a finite number > 0 (a usable rate or interval from metadata)."""
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == bool:
+        return False  # frame_rate = True is no rate
     try:
         v = float(np.asarray(value).ravel()[0]) if not isinstance(value, str) else float(value)
     except (TypeError, ValueError, IndexError):
