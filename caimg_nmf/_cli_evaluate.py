@@ -143,7 +143,12 @@ def cmd_evaluate(args) -> int:
     from .io.atomic import atomic_path, check_output_path
     from .io.result import Result
 
+    from .cli import _not_empty
+
     inputs = [("result", args.result), ("truth", args.truth), ("movie", args.movie)]
+    for flag in ("json", "movie"):
+        if getattr(args, flag) is not None:
+            _not_empty(getattr(args, flag), f"--{flag}")
     if args.frame_rate is not None:  # the bounds of input.frame_rate, as run's --frame-rate
         from .config import check_key
 

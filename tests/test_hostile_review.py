@@ -556,3 +556,18 @@ def test_boolean_frame_rate_attribute_is_no_rate():
 
     assert not _positive(True) and not _positive(np.bool_(True)) and not _positive(np.array([True]))
     assert _positive(30.0) and _positive(np.array([30.0])) and _positive("7.5")
+
+
+# --- empty paths (an unset shell variable: -i "$MOVIE") ----------------------------------------------
+@pytest.mark.parametrize("args, flag", [
+    pytest.param(["run", "-i", "", "-o", "{tmp}/o/r.h5"], r"--input ''", id="run-input"),
+    pytest.param(["rank", "", "-o", "{tmp}/rk"], r"rank ''", id="rank-data"),
+    pytest.param(["evaluate", "{result}", "--truth", "{truth}", "--json", ""], r"--json ''", id="evaluate-json"),
+])
+def test_empty_path_is_refused(tmp_path, scored, monkeypatch, args, flag):
+    """run -i "" read the working folder as a folder of TIFFs (Path('') is '.'), and so did rank "";
+    evaluate --json "" wrote no JSON without a word."""
+    tifffile.imwrite(tmp_path / "other.tif", np.zeros((30, 24, 24), np.uint16))  # a movie in the working folder
+    args = [a.format(tmp=tmp_path, result=scored[0], truth=scored[1]) for a in args]
+    expect_cli(args, cwd=tmp_path, protect=[tmp_path / "other.tif", scored[0]], message=[flag, r"empty"])
+    assert not (tmp_path / "o").exists() and not (tmp_path / "rk").exists()
