@@ -329,6 +329,9 @@ def _rasterize_regions(regions, shape, path):
         raise InputError(f"load_truth_masks: '{path}' is a Neurofinder regions.json; pass "
                          f"shape=(H, W) of the movie frames to rasterize it.") from None
     H, W = int(shape[0]), int(shape[1])
+    if not regions:
+        raise InputError(f"load_truth_masks: '{path}' holds no regions (an empty list): there is nothing to "
+                         "score against. Give the regions file with the true cells.") from None
     masks = np.zeros((len(regions), H, W), bool)
     for k, reg in enumerate(regions):
         try:
@@ -422,6 +425,9 @@ def load_truth_masks(path, shape=None):
                          f"each cell, not a movie or footprints. Threshold it first, e.g. (fp >= 0.3 * "
                          f"fp.max(axis=(1, 2), keepdims=True)).") from None
     masks = arr != 0
+    if not len(masks):  # recall over no true cells is undefined: a truth file says where cells are
+        raise InputError(f"load_truth_masks: '{p}' holds no cells (0 masks): there is nothing to score "
+                         "against. Give the file with the true cells.") from None
     empty = np.flatnonzero(~masks.any(axis=(1, 2))) if footprints is None else ()
     if len(empty):
         raise InputError(f"load_truth_masks: mask {int(empty[0])} in '{p}' has no pixels ({len(empty)} of "

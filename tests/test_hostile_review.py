@@ -132,6 +132,8 @@ TRUTHS = [
                  id="npy-structured-dtype"),
     pytest.param("masks.npy", np.ones((2, 24, 24), np.complex64), [r"complex64", r"0 and 1"], id="npy-complex"),
     pytest.param("masks.npy", _empty_second_mask(), [r"mask 1", r"no pixels"], id="npy-empty-mask"),
+    pytest.param("regions.json", "[]", [r"holds no regions \(an empty list\)"], id="json-no-regions"),
+    pytest.param("masks.npy", np.zeros((0, 24, 24), bool), [r"holds no cells \(0 masks\)"], id="npy-no-masks"),
 ]
 
 
@@ -139,7 +141,8 @@ TRUTHS = [
 def test_evaluate_hostile_truth(tmp_path, scored, name, content, messages):
     """evaluate --truth FILE with a truth that is not a set of cells: JSON nested 100000 deep
     (RecursionError, exit 1); a region or mask without pixels (counted as a cell no result can ever
-    match, lowering recall silently); structured dtype (TypeError, exit 1) or complex values (scored)."""
+    match, lowering recall silently); structured dtype (TypeError, exit 1) or complex values (scored);
+    no cells at all (scored 'recall 0.000' over 0 true cells)."""
     result = scored[0]
     truth = _truth_file(tmp_path, name, content)
     expect_cli(["evaluate", result, "--truth", truth], protect=[result, truth], message=messages)
