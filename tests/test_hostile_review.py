@@ -574,3 +574,13 @@ def test_empty_path_is_refused(tmp_path, scored, monkeypatch, args, flag):
     args = [a.format(tmp=tmp_path, result=scored[0], truth=scored[1]) for a in args]
     expect_cli(args, cwd=tmp_path, protect=[tmp_path / "other.tif", scored[0]], message=[flag, r"empty"])
     assert not (tmp_path / "o").exists() and not (tmp_path / "rk").exists()
+
+
+def test_no_figure_formats_is_refused_before_the_analysis(tmp_path, scored):
+    """--set figures.formats=[]: the whole analysis ran and wrote the result, then failed at the
+    figures ('unknown figure format(s) (none)'); refused at once, with nothing written."""
+    movie = scored[2]
+    expect_cli(["run", "-q", "-i", movie, "-o", tmp_path / "out" / "r.h5", "--cell-diameter", "6", "--set",
+                "figures.formats=[]"],
+               protect=[movie], message=[r"--set figures\.formats=\[\]: expected a list of 1 or 2 or 3 items"])
+    assert not (tmp_path / "out").exists()
