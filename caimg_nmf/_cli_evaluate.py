@@ -29,17 +29,9 @@ def _fraction(text, name, low_open):
     return value
 
 
-def _positive(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid frame rate: {text!r} (give Hz as a number)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"frame rate {value:g} must be positive")
-    return value
-
-
 def add_evaluate_parser(sub) -> None:
+    from .cli import _number_text  # the run command's: a number, kept as typed for messages
+
     p = sub.add_parser("evaluate", help="score a result against ground-truth cells (precision, recall, F1)",
                        epilog="Prints a table (with --quiet: one line). Exit codes: 0 scored, 2 a missing or "
                        "unreadable file or a truth on another frame grid. Truth traces with another number "
@@ -55,7 +47,7 @@ def add_evaluate_parser(sub) -> None:
                    "cosine >= C (default 0.5)")
     p.add_argument("--movie", metavar="PATH", help="the analysed movie (same frames as the result): also "
                    "report recall on the true cells visibly active in it")
-    p.add_argument("--frame-rate", type=_positive, metavar="HZ", help="frame rate for the activity "
+    p.add_argument("--frame-rate", type=_number_text, metavar="HZ", help="frame rate for the activity "
                    "baseline window with --movie (default: the result's)")
     p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON (a new file; see --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="let --json replace an existing file (never the "
@@ -151,7 +143,17 @@ def cmd_evaluate(args) -> int:
     from .io.atomic import atomic_path, check_output_path
     from .io.result import Result
 
+    from .cli import _not_empty
+
     inputs = [("result", args.result), ("truth", args.truth), ("movie", args.movie)]
+    for flag in ("json", "movie"):
+        if getattr(args, flag) is not None:
+            _not_empty(getattr(args, flag), f"--{flag}")
+    if args.frame_rate is not None:  # the bounds of input.frame_rate, as run's --frame-rate
+        from .config import check_key
+
+        args.frame_rate = check_key("input.frame_rate", float(args.frame_rate),
+                                    label=f"--frame-rate {args.frame_rate}")
     if args.json:  # refused before the work, not after
         check_output_path(args.json, overwrite=args.overwrite, inputs=inputs, what="--json file")
     result = Result.load(args.result)

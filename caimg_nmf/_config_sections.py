@@ -173,7 +173,8 @@ class OutputConfig:
 class FiguresConfig:
     section: ClassVar[str] = "figures"
     enabled: bool = _key(True, "Write figures after the run.")
-    formats: tuple = _key(("png", "pdf"), "File formats to write.", choices=("png", "pdf", "svg"))
+    formats: tuple = _key(("png", "pdf"), "File formats to write.", choices=("png", "pdf", "svg"),
+                          length=(1, 2, 3))  # none would be found only after the analysis
     style: str = _key("paper", "'paper' (journal column sizes, 7 pt text), 'screen' (slides, posters), or "
                       "the path of your own matplotlib .mplstyle file.")
     dpi: int = _key(300, "Resolution of raster figures. At most 1200 (journals ask 300-600, line art "

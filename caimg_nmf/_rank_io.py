@@ -1,6 +1,7 @@
 """Reading inputs and writing outputs of ``caimg-nmf rank`` (private; see :mod:`caimg_nmf.rank`)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .io.inputs import check_input_file
 from .io.npy import npy_header
 
 __all__ = ["npy_header", "read_matrix", "read_matrix_csv", "movie_matrix", "save_selection", "OUTPUT_NAMES"]
@@ -56,15 +58,15 @@ def read_matrix_csv(path) -> np.ndarray:
 def read_matrix(path) -> np.ndarray:
     """A plain matrix from ``.csv``/``.txt`` (header-less numbers) or ``.npy`` (2-D), checked as
     the CSV reader checks it: numbers, all finite, none negative."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"file not found: {path}") from None
+    path = check_input_file(path, "matrix file")
     if path.suffix.lower() != ".npy":
         return read_matrix_csv(path)
     shape, dtype = npy_header(path)
     if len(shape) != 2:
-        raise InputError(f"{path}: a matrix must be 2-D; got shape {shape}. For a movie "
-                         "(T, H, W) give a config file with input.path instead.") from None
+        raise InputError(f"{path}: a matrix must be 2-D; got shape {shape}. A movie is 3-D (frames x height "
+                         "x width): give it as a movie file or in a config file's input.path.") from None
+    if 0 in shape:
+        raise InputError(f"{path}: the matrix is empty (shape {shape}); there is nothing to factorize.") from None
     if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise InputError(f"{path}: holds {dtype} values; a matrix must hold real numbers "
                          "(integers or floating point).") from None
@@ -107,27 +109,40 @@ def movie_matrix(cfg, quiet=True):
 
 def save_selection(sel, folder, *, overwrite=False, source="", dpi=150):
     """Write ``rank_selection.h5`` (datasets ``rank_selection/ranks``, ``.../vaf``, ...; attrs
-    ``reason``, ``settings``), ``rank_selection.png`` and ``.pdf`` into ``folder``, each atomically.
+    ``reason``, ``settings``), ``rank_selection.png`` and ``.pdf`` into ``folder``: all three or none.
     Returns the three paths."""
-    import h5py
-
-    from .io.atomic import atomic_path, check_writable_dir
+    from .io.atomic import check_writable_dir
 
     folder = Path(folder)
+    created = not folder.exists()
     check_writable_dir(folder)
+    try:
+        return _write_selection(sel, folder, overwrite, source, dpi)
+    except BaseException:
+        if created:  # a failed rank leaves no output folder behind (an empty one it made)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _write_selection(sel, folder: Path, overwrite: bool, source, dpi) -> list:
+    import h5py
+
+    from .io.atomic import atomic_paths
+
     paths = [folder / n for n in OUTPUT_NAMES]
     if not overwrite:
         there = [p for p in paths if p.exists()]
         if there:
             raise InputError(f"{there[0]} already exists. Pass --overwrite to replace it, or choose "
                              "another --output folder.") from None
-    with atomic_path(paths[0]) as tmp, h5py.File(tmp, "w") as fh:
-        for name, value in sel.extras().items():
-            fh.create_dataset(name, data=value)
-        fh.attrs.update(reason=sel.reason, methods=json.dumps(list(sel.methods)),
-                        settings=json.dumps(sel.settings, default=str), source=str(source))
-    fig = sel.plot()
-    for path, fmt in zip(paths[1:], ("png", "pdf")):
-        with atomic_path(path) as tmp:
+    with atomic_paths(paths) as tmps:  # the three files, or none of them
+        with h5py.File(tmps[0], "w") as fh:
+            for name, value in sel.extras().items():
+                fh.create_dataset(name, data=value)
+            fh.attrs.update(reason=sel.reason, methods=json.dumps(list(sel.methods)),
+                            settings=json.dumps(sel.settings, default=str), source=str(source))
+        fig = sel.plot()
+        for tmp, fmt in zip(tmps[1:], ("png", "pdf")):
             fig.savefig(tmp, format=fmt, dpi=dpi)
     return paths

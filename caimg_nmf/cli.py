@@ -41,6 +41,8 @@ def _overrides_from_args(args, labels: dict | None = None) -> dict:
         value = getattr(args, flag, None)
         if value is not None:
             labels[key] = f"--{flag.replace('_', '-')} {value}"
+            if flag in ("input", "output"):
+                _not_empty(value, f"--{flag}")
             if flag == "input":
                 value = str(Path(value).resolve())
             elif flag == "output":  # not resolved: a link at the output is refused, never written through
@@ -53,6 +55,12 @@ def _overrides_from_args(args, labels: dict | None = None) -> dict:
     if getattr(args, "no_figures", False):
         overrides["figures.enabled"] = False
     return overrides
+
+
+def _not_empty(path: str, given_as: str) -> None:
+    """Refuse an empty path (an unset shell variable, -i "$MOVIE"): Path('') is the working folder."""
+    if not str(path).strip():
+        raise CaimgError(f"{given_as} '': the path is empty (an unset variable?); give the file's path.")
 
 
 def _set_overrides(args, labels: dict) -> dict:
@@ -183,6 +191,7 @@ def cmd_rank(args) -> int:
     from .progress import Reporter
     from .rank import count_fits, parse_ranks, select_rank
 
+    _not_empty(args.data, "rank")
     data = Path(args.data)
     suffix = data.suffix.lower()
     flags = _rank_flags(args)  # checked before any data is read
@@ -190,7 +199,7 @@ def cmd_rank(args) -> int:
     overrides = _set_overrides(args, labels)
     is_matrix = suffix in _MATRIX_SUFFIXES
     if is_matrix and suffix == ".npy" and data.is_file():
-        is_matrix = len(_rank_io.npy_header(data)[0]) == 2  # a 3-D .npy is a movie
+        is_matrix = len(_rank_io.npy_header(data)[0]) != 3  # a 3-D .npy is a movie; the rest is said to be no matrix
     out_dir = Path(os.path.abspath(args.output or "."))
     if is_matrix:
         if overrides:

@@ -202,9 +202,9 @@ def check_key(dotted: str, value, *, label: str):
 
 def read_toml(path, *, what: str = "config file", hint: str = "") -> dict:
     """Read a TOML file into a dict, or raise ConfigError saying what is wrong with it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}.{' ' + hint if hint else ''}") from None
+    from .io.inputs import check_input_file
+
+    path = check_input_file(path, what, hint=hint, error=ConfigError)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -318,7 +318,17 @@ def _range_hint(lo, hi, meta, unit) -> str:
     return f" ({' '.join(p for p in (low, high) if p)})" if low or high else ""
 
 
+def _plain(value):
+    """A numpy scalar or array given from Python (``rank=np.int64(5)``, ``crop=np.array([...])``) as
+    the Python value it holds, so that it is checked as one: numpy's int64/float32 are not int/float."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
 def _check_value(where: str, value, tp, meta, source, label=None):
+    value = _plain(value)
+
     def fail(why):
         prefix = label if label else f"{source}: {where} = {value!r}"
         raise ConfigError(f"{prefix}: {why}") from None

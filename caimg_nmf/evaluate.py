@@ -268,6 +268,10 @@ def evaluate(pred_masks, true_masks, *, pred_traces=None, true_traces=None,
     -------
     Score
     """
+    if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, (int, float, np.number)) \
+            or not 0 < iou_threshold <= 1:  # NaN fails too; above 1 no pair can match
+        raise InputError(f"evaluate: iou_threshold = {iou_threshold!r}: give a number in (0, 1], e.g. 0.3 "
+                         "(as --iou).") from None
     p, t = _stack(pred_masks, "pred_masks"), _stack(true_masks, "true_masks")
     _same_frame(p, t, "evaluate")
     kp, kt = p.shape[0], t.shape[0]
@@ -325,6 +329,9 @@ def _rasterize_regions(regions, shape, path):
         raise InputError(f"load_truth_masks: '{path}' is a Neurofinder regions.json; pass "
                          f"shape=(H, W) of the movie frames to rasterize it.") from None
     H, W = int(shape[0]), int(shape[1])
+    if not regions:
+        raise InputError(f"load_truth_masks: '{path}' holds no regions (an empty list): there is nothing to "
+                         "score against. Give the regions file with the true cells.") from None
     masks = np.zeros((len(regions), H, W), bool)
     for k, reg in enumerate(regions):
         try:
@@ -332,10 +339,14 @@ def _rasterize_regions(regions, shape, path):
         except (KeyError, TypeError, ValueError):
             raise InputError(f"load_truth_masks: region {k} in '{path}' has no valid "
                              f"'coordinates' list of [row, col] pairs.") from None
+        rid = reg.get("id", k) if isinstance(reg, dict) else k
+        if not len(rc):
+            raise InputError(f"load_truth_masks: region {rid!r} in '{path}' has no pixels (its coordinates "
+                             "list is empty): no result could ever match it. Remove it or give its "
+                             "[row, col] pairs.") from None
         rc = np.rint(rc).astype(int)
         bad = (rc[:, 0] < 0) | (rc[:, 0] >= H) | (rc[:, 1] < 0) | (rc[:, 1] >= W)
         if bad.any():
-            rid = reg.get("id", k) if isinstance(reg, dict) else k
             raise InputError(f"load_truth_masks: region {rid!r} in '{path}' has coordinates "
                              f"outside a {H}x{W} frame (e.g. {rc[bad][0].tolist()}). Check "
                              f"shape=(H, W) and that coordinates are [row, col].") from None
@@ -363,9 +374,9 @@ def load_truth_masks(path, shape=None):
     footprints : ndarray (K, H, W) float32 or None
     traces : ndarray (K, T) float32 or None
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"load_truth_masks: file not found: '{p}'. Check the path.") from None
+    from .io.inputs import check_input_file
+
+    p = check_input_file(path, "load_truth_masks: truth file")
     ext = p.suffix.lower()
     footprints = traces = None
     if ext == ".json":
@@ -373,6 +384,9 @@ def load_truth_masks(path, shape=None):
             regions = json.loads(p.read_text())
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"load_truth_masks: '{p}' is not valid JSON ({exc}).") from None
+        except RecursionError:
+            raise InputError(f"load_truth_masks: '{p}' is not valid JSON for a regions file: its lists are "
+                             "nested deeper than Python reads (a regions.json nests three deep).") from None
         return _rasterize_regions(regions, shape, p), None, None
     if ext == ".npy":
         from .io.npy import npy_header
@@ -403,9 +417,20 @@ def load_truth_masks(path, shape=None):
     if shape is not None and tuple(arr.shape[1:]) != tuple(int(s) for s in shape):
         raise InputError(f"load_truth_masks: masks in '{p}' are {arr.shape[1:]} but "
                          f"shape={tuple(shape)} was given.") from None
-    if footprints is None and arr.dtype != bool and arr.size and not np.isin(np.unique(arr[:8]), (0, 1)).all():
+    numeric = arr.dtype == bool or np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if footprints is None and arr.dtype != bool and arr.size and (
+            not numeric or not np.isin(np.unique(arr[:8]), (0, 1)).all()):
         raise InputError(f"load_truth_masks: '{p}' holds {arr.dtype} values other than 0 and 1 (e.g. "
                          f"{np.unique(arr[:8])[:3].tolist()}): expected a (K, H, W) stack of masks, 1 inside "
                          f"each cell, not a movie or footprints. Threshold it first, e.g. (fp >= 0.3 * "
                          f"fp.max(axis=(1, 2), keepdims=True)).") from None
-    return arr != 0, footprints, traces
+    masks = arr != 0
+    if not len(masks):  # recall over no true cells is undefined: a truth file says where cells are
+        raise InputError(f"load_truth_masks: '{p}' holds no cells (0 masks): there is nothing to score "
+                         "against. Give the file with the true cells.") from None
+    empty = np.flatnonzero(~masks.any(axis=(1, 2))) if footprints is None else ()
+    if len(empty):
+        raise InputError(f"load_truth_masks: mask {int(empty[0])} in '{p}' has no pixels ({len(empty)} of "
+                         f"{len(masks)} masks are empty): no result could ever match it. Drop the empty "
+                         "masks from the stack.") from None
+    return masks, footprints, traces

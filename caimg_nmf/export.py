@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .io.atomic import atomic_path
+from .io.atomic import atomic_path, atomic_paths
 from .io.result import cell_names
 
 __all__ = ["export", "EXPORTERS", "export_csv", "export_imagej", "export_nwb", "mask_polygon", "cell_names"]
@@ -46,21 +46,19 @@ def _csv_targets(out_path: Path):
     return folder / "traces.csv", lambda what: folder / f"{what}.csv"
 
 
-def _write_table(path: Path, header: list[str], columns: list, overwrite: bool):
+def _write_table(path: Path, header: list[str], columns: list) -> None:
     """A CSV table: ``columns`` are numeric arrays (written as %.9g) or lists of strings."""
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            fh.write(",".join(header) + "\n")
-            if not columns or not len(columns[0]):
-                return path
-            if all(isinstance(c, np.ndarray) for c in columns):
-                np.savetxt(fh, np.column_stack(columns), delimiter=",", fmt="%.9g")
-            else:
-                import csv
+    with open(path, "w", newline="") as fh:
+        fh.write(",".join(header) + "\n")
+        if not columns or not len(columns[0]):
+            return
+        if all(isinstance(c, np.ndarray) for c in columns):
+            np.savetxt(fh, np.column_stack(columns), delimiter=",", fmt="%.9g")
+        else:
+            import csv
 
-                text = [c if not isinstance(c, np.ndarray) else [f"{v:.9g}" for v in c] for c in columns]
-                csv.writer(fh, lineterminator="\n").writerows(zip(*text))
-    return path
+            text = [c if not isinstance(c, np.ndarray) else [f"{v:.9g}" for v in c] for c in columns]
+            csv.writer(fh, lineterminator="\n").writerows(zip(*text))
 
 
 def _origins(result) -> list[str]:
@@ -81,20 +79,25 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
     time_s = np.arange(T) / result.frame_rate
     names = cell_names(K)
     header = ["time_s"] + names
-    written = []
     tables = [(traces_path, result.traces), (sibling("dff"), result.dff)]
     spikes = result.get("spikes")
     if spikes is not None and np.shape(spikes) == (K, T):
         tables.append((sibling("spikes"), np.asarray(spikes)))
-    for path, values in tables:
-        written.append(_write_table(path, header, [time_s] + list(np.asarray(values, np.float64)), overwrite))
+    tables = [(path, header, [time_s] + list(np.asarray(values, np.float64))) for path, values in tables]
     # one row per cell: where it is and how big
     from .figures._common import centroids
 
     cents = centroids(result) if K else np.zeros((0, 2))
     areas = result.get("rois/areas")
-    areas = np.asarray(areas, np.float64) if areas is not None and np.size(areas) == K else \
-        result.roi_masks.sum(axis=(1, 2)).astype(np.float64)
+    if areas is not None and np.size(areas) == K:
+        try:
+            areas = np.asarray(areas, np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"{result.path}: /rois/areas holds {np.asarray(areas).dtype} values, not numbers "
+                             "(the area of each cell in pixels); the result file is damaged. Remove the dataset "
+                             "(the areas are then counted from /roi_masks) or run again.") from None
+    else:
+        areas = result.roi_masks.sum(axis=(1, 2)).astype(np.float64)
     header = ["cell", "origin", "centroid_row", "centroid_col", "area_px"]
     cols = [names, _origins(result), cents[:, 0], cents[:, 1], areas]
     um = result.attrs.get("pixel_size_um")
@@ -105,8 +108,11 @@ def export_csv(result, out_path, *, overwrite: bool = True) -> list[Path]:
     if um:
         header.append("area_um2")
         cols.append(areas * um * um)
-    written.append(_write_table(sibling("cells"), header, cols if K else [], overwrite))
-    return written
+    tables.append((sibling("cells"), header, cols if K else []))
+    with atomic_paths([path for path, _, _ in tables], overwrite=overwrite) as tmps:  # all files or none
+        for tmp, (_, head, columns) in zip(tmps, tables):
+            _write_table(tmp, head, columns)
+    return [path for path, _, _ in tables]
 
 
 def read_csv(path):

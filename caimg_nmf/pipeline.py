@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, load_config
+from .config import Config, check_key, load_config
 from .errors import ConfigError, MemoryBudgetError, OutputError
 from .io.atomic import check_output_path, check_writable_dir, refuse_inputs, remove_dead_leftovers
 from .io.lock import OutputLock
@@ -88,6 +88,11 @@ def _input_frame_rate(cfg, movie, report) -> tuple[float, str]:
                         f"{movie.source} states; using {cfg.frame_rate:g} Hz as configured")
         return float(cfg.frame_rate), "config"
     if stated:
+        try:  # metadata has the bounds of input.frame_rate: 1e300 Hz from a file is as absurd as typed
+            check_key("input.frame_rate", float(stated), label=f"{movie.source} states a frame rate of {stated:g} Hz")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; the file's metadata is wrong. Set the real rate with input.frame_rate "
+                              "(--frame-rate HZ).") from None
         report.info(f"frame rate {stated:g} Hz, as the file states")
         return float(stated), "file"
     report.warn(f"the frame rate is not set and {movie.source} does not state it: assuming "
@@ -657,12 +662,13 @@ def _check_output(out_path: Path, cfg: Config, draw: bool) -> Path:
     out_path = check_output_path(out_path, overwrite=cfg.output.overwrite, what="result",
                                  inputs=_input_files(cfg, None), reserve=len(".lock"))
     figures = out_path.parent / "figures"
-    if draw and os.path.lexists(figures) and not figures.is_dir():
-        raise OutputError(f"{figures} is a file, not a folder for the figures; move it, pass --no-figures, or "
-                          "choose another output folder.") from None
-    if not draw or cfg.output.overwrite:
+    if not draw:
         return out_path
-    from .figures import existing_figures
+    from .figures import check_figures_folder, existing_figures
+
+    check_figures_folder(figures)
+    if cfg.output.overwrite:
+        return out_path
 
     there = existing_figures(figures)
     if there:

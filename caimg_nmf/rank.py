@@ -140,6 +140,10 @@ class RankSelection:
         return fig
 
 
+#: the most candidate ranks one selection tries (each is several fits)
+MAX_RANKS = 10000
+
+
 def parse_ranks(spec, max_rank=None, *, label=None):
     """Candidate ranks from ``"a:b"`` (inclusive), ``"a:b:step"``, ``"2,3,5"``, an int n
     (1..n) or a sequence of ints. Raises InputError naming what is wrong, prefixed by ``label``
@@ -148,8 +152,15 @@ def parse_ranks(spec, max_rank=None, *, label=None):
         raise InputError(f"{label or f'ranks {spec!r}'}: {why}. Use a:b (inclusive, e.g. 2:30), a:b:step "
                          "(e.g. 2:30:2) or a comma list (e.g. 2,4,8); ranks are integers >= 1.") from None
 
+    def checked(ranks: range) -> list:  # sized before it is made: "1:99999999999" is not a list to build
+        if max_rank is not None and len(ranks) and ranks[-1] > max_rank:
+            bad(f"rank {ranks[-1]} is larger than min(rows, columns) = {max_rank} of the data")
+        if len(ranks) > MAX_RANKS:
+            bad(f"{len(ranks)} ranks to try; at most {MAX_RANKS}")
+        return list(ranks)
+
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-        ranks = list(range(1, int(spec) + 1))
+        ranks = checked(range(1, int(spec) + 1))
     elif isinstance(spec, str):
         text = spec.strip()
         if ":" in text:
@@ -164,7 +175,7 @@ def parse_ranks(spec, max_rank=None, *, label=None):
                 bad(f"the first rank {a} must be at least 1")
             if b < a:
                 bad(f"the last rank {b} is smaller than the first {a}")
-            ranks = list(range(a, b + 1, step))
+            ranks = checked(range(a, b + 1, step))
         else:
             items = [p.strip() for p in text.split(",") if p.strip()]
             if not items or not all(re.fullmatch(r"-?\d+", p) for p in items):
@@ -240,8 +251,9 @@ def select_rank(X, ranks, *, methods=METHODS, replicates=5, random_state=0, n_jo
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"methods {methods!r}: choose one or more of {', '.join(METHODS)}.") from None
-    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
-        raise InputError(f"replicates = {replicates!r} must be an integer >= 1.") from None
+    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or not 1 <= replicates <= 1000:
+        raise InputError(f"replicates = {replicates!r} must be an integer from 1 to 1000 (rank.replicates' "
+                         "maximum).") from None
     if "stability" in methods and replicates < 2:
         raise InputError("stability compares replicate fits: it needs replicates >= 2.") from None
     if not (isinstance(holdout, (int, float)) and 0 < holdout <= 0.5):

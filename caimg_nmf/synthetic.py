@@ -370,10 +370,10 @@ def load_truth(path):
     """
     import h5py
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"load_truth: file not found: '{p}'. Check the path; truth files "
-                         f"are written by SyntheticMovie.save_truth().") from None
+    from .io.inputs import check_input_file
+
+    p = check_input_file(path, "load_truth: truth file", hint="Check the path; truth files are written by "
+                         "SyntheticMovie.save_truth().")
     try:
         f = h5py.File(p, "r")
     except OSError:
@@ -387,14 +387,34 @@ def load_truth(path):
 
         d = {name.lstrip("/"): read_dataset(f[name], name, p) for name, _ in list_datasets(f, p)}
         a = dict(f.attrs)
+    missing = [f"/{n}" for n in _TRUTH_DATASETS if n not in d] + [n for n in _TRUTH_ATTRS if n not in a]
+    if missing:
+        raise InputError(f"load_truth: '{p}' is missing {', '.join(missing)}: it is not a complete truth file "
+                         "written by SyntheticMovie.save_truth().") from None
     return SyntheticMovie(
         movie=None, footprints=d["footprints"], traces=d["traces"], baselines=d["baselines"],
         spikes=d["spikes"], calcium=d["calcium"], background=d["background"], neuropil=None,
-        shifts=d["shifts"], frame_rate=float(a["frame_rate"]),
-        cell_diameter=float(a["cell_diameter"]), seed=int(a["seed"]),
-        params=json.loads(a["params"]), centres=d.get("centres"), diameters=d.get("diameters"),
+        shifts=d["shifts"], frame_rate=_truth_attr(a, "frame_rate", float, p),
+        cell_diameter=_truth_attr(a, "cell_diameter", float, p), seed=_truth_attr(a, "seed", int, p),
+        params=_truth_attr(a, "params", json.loads, p), centres=d.get("centres"), diameters=d.get("diameters"),
         amplitudes=d.get("amplitudes"), bleach=d.get("bleach"),
-        gain=float(a.get("gain", 1.0)), offset=float(a.get("offset", 0.0)))
+        gain=_truth_attr(a, "gain", float, p, 1.0), offset=_truth_attr(a, "offset", float, p, 0.0))
+
+
+#: what SyntheticMovie.save_truth writes and load_truth needs
+_TRUTH_DATASETS = ("footprints", "traces", "baselines", "spikes", "calcium", "background", "shifts")
+_TRUTH_ATTRS = ("frame_rate", "cell_diameter", "seed", "params")
+
+
+def _truth_attr(attrs, key, convert, path, default=None):
+    """A truth file's attribute ``key`` converted (float, int, json.loads), or InputError naming it."""
+    value = attrs.get(key, default)
+    try:
+        return convert(value)
+    except (TypeError, ValueError, OverflowError):
+        what = "JSON" if convert is json.loads else "a number"
+        raise InputError(f"load_truth: '{path}': attribute {key} is {value!r}, not {what}; the truth file "
+                         "is damaged. Write it again with SyntheticMovie.save_truth().") from None
 
 
 #: Preset scenarios: name -> (description, make_movie keyword arguments).

@@ -85,7 +85,7 @@ def test_regions_json_scores_as_the_mask_stack(result_path, true_masks, tmp_path
 
 
 def test_truth_on_another_frame_grid_names_both_shapes(result_path, tmp_path, capsys):
-    np.save(tmp_path / "big.npy", np.zeros((3, 256, 512), bool))
+    np.save(tmp_path / "big.npy", np.ones((3, 256, 512), bool))
     assert main(["evaluate", str(result_path), "--truth", str(tmp_path / "big.npy")]) == 2
     err = capsys.readouterr().err
     assert "256 x 512" in err and "64 x 64" in err and "big.npy" in err and "result.h5" in err

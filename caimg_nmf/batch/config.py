@@ -57,7 +57,7 @@ class BatchSection:
                           "`workers` worker processes.")
     memory_gb: float = _key(0.0, "Memory the batch may use on this machine, in GB; 0: the memory free when the batch "
                             "starts. A recording is started only when its estimated peak fits beside the running "
-                            "ones.", min=0.0)
+                            "ones.", min=0.0, max=65536.0, unit="GB")
     blas_threads: int = _key(0, "Math-library threads per worker process; 0: CPU cores / workers.", min=0)
 
 

@@ -29,7 +29,7 @@ from .diagnostics import default_frames, nmf_loss, rank_selection, reconstruct_f
 from .spatial import contours, footprint_montage, montage_pages, rejected
 from .temporal import motion_shifts, traces_heatmap, traces_stacked
 
-__all__ = ["make_figures", "save_figure", "footprint_montage", "contours", "traces_stacked", "traces_heatmap",
+__all__ = ["make_figures", "check_figures_folder", "save_figure", "footprint_montage", "contours", "traces_stacked", "traces_heatmap",
            "reconstruction", "motion_shifts", "rank_selection", "rejected", "nmf_loss", "builtin_styles",
            "cell_colors", "montage_pages", "default_frames", "reconstruct_frames", "OKABE_ITO", "FORMATS"]
 
@@ -136,6 +136,19 @@ def _retire_old_figures(out_dir: Path, written: dict) -> None:
     write_bytes_atomic(out_dir / MANIFEST, (json.dumps({"files": new}, indent=1) + "\n").encode())
 
 
+def check_figures_folder(folder) -> None:
+    """Refuse a figures folder that is a symbolic link (figures are never written through one, into
+    a folder the user did not name) or a file."""
+    folder = Path(folder)
+    if os.path.islink(folder):
+        raise OutputError(f"the figures folder {folder} is a symbolic link (to {os.readlink(folder)}); caimg_nmf "
+                          "does not write through links. Remove the link, give the folder it points to, or pass "
+                          "--no-figures.") from None
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder for the figures; move it, pass --no-figures, or "
+                          "choose another output folder.") from None
+
+
 def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="paper", dpi: int = 300,
                  frames=None, max_cells: int = 30, per_page: int = 100, overwrite: bool = True,
                  inputs=(), movie_label: str = "movie") -> dict[str, list[Path]]:
@@ -161,8 +174,9 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
         _check_movie_shape(result, movie, movie_label)
     formats = _check_formats(formats)
     out_dir = Path(out_dir)
+    resolve_style(style)  # fail early on a bad style, before the folder is made
+    check_figures_folder(out_dir)
     check_writable_dir(out_dir, "figures")
-    resolve_style(style)  # fail early on a bad style
     there = existing_figures(out_dir)
     if there and not overwrite:
         raise OutputError(f"{there[0]} already exists ({len(there)} figure file(s) in {out_dir}). Pass --overwrite "

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.inputs import check_input_file
 
 log = logging.getLogger("caimg_nmf.figures")
 
@@ -43,9 +44,8 @@ def resolve_style(style):
         return str(STYLE_DIR / f"{text}.mplstyle")
     path = Path(text).expanduser()
     if path.suffix == ".mplstyle" or path.parent != Path(".") or path.is_file():
-        if not path.is_file():
-            raise InputError(f"style file not found: {path}. Give a path to an existing .mplstyle file or "
-                             f"one of the built-in styles: {', '.join(builtin_styles())}.") from None
+        check_input_file(path, "style file", hint="Give a path to an existing .mplstyle file or one of the "
+                         f"built-in styles: {', '.join(builtin_styles())}.")
         check_style_file(path)
         return str(path)
     if text in matplotlib.style.available or text in ("default", "classic"):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["atomic_path", "check_writable_dir", "check_output_path", "refuse_inputs", "protected_inputs",
+__all__ = ["atomic_path", "atomic_paths", "check_writable_dir", "check_output_path", "refuse_inputs", "protected_inputs",
            "check_name_length", "write_bytes_atomic", "free_bytes", "tmp_prefix", "leftover_owner_gone",
            "no_space_message", "is_no_space", "SCRATCH_PREFIX", "scratch_prefix", "remove_dead_leftovers"]
 
@@ -224,6 +224,7 @@ def atomic_path(target, *, overwrite: bool = True, inputs=(), suffix: str = ""):
     """
     target = check_output_path(target, overwrite=overwrite, inputs=inputs)
     check_writable_dir(target.parent)
+    _remove_dead_tmps(target)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(target.name), suffix=".tmp" + suffix,
@@ -248,6 +249,35 @@ def atomic_path(target, *, overwrite: bool = True, inputs=(), suffix: str = ""):
             raise OutputError(f"could not write {target}: {exc.strerror or exc}. The previous file "
                               "(if any) is unchanged.") from None
         raise
+
+
+def _remove_dead_tmps(target: Path) -> None:
+    """Remove the temporary files of earlier writers of ``target`` that were killed (their pid, in
+    the name, is gone): a killed export, evaluate --json or figures leaves no hidden file for good.
+    Names without a pid are left alone (they may be a user's)."""
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    from ..progress import Reporter
+
+    for entry in entries:
+        m = _LEFTOVER.match(entry.name)
+        if m is None or m.group("pid") is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if leftover_owner_gone(entry.name, target.name):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                Reporter().warn(f"removed {entry.path}, left by a killed caimg_nmf process")
+
+
+@contextlib.contextmanager
+def atomic_paths(targets, *, overwrite: bool = True, inputs=()):
+    """:func:`atomic_path` for several files that belong together (a CSV export, rank's .h5/.png/.pdf):
+    yield their temporary paths; every target is checked before anything is written, and they are
+    renamed into place only when all were written. On any error none is (temporary files removed)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(t, overwrite=overwrite, inputs=inputs)) for t in targets]
 
 
 def free_bytes(folder: Path) -> int | None:

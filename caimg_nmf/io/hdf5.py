@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["list_datasets", "check_links", "check_declared_size", "read_dataset"]
+__all__ = ["list_datasets", "check_links", "check_declared_size", "check_has_dataspace", "read_dataset"]
 
 
 def _fail(msg):
@@ -95,12 +95,19 @@ def list_datasets(fh, path) -> list[tuple[str, tuple]]:
             obj = group[key]
             if isinstance(obj, h5py.Dataset):
                 _check_virtual(obj, name, path)
-                found.append((name, obj.shape))
+                found.append((name, () if obj.shape is None else obj.shape))
             elif isinstance(obj, h5py.Group):
                 walk(obj, name)
 
     walk(fh, "")
     return found
+
+
+def check_has_dataspace(ds, name: str, path) -> None:
+    """Refuse a dataset with a null dataspace (``h5py.Empty``: a dtype and no shape, no values)."""
+    if ds.shape is None:
+        _fail(f"{path}: {name} holds no values: it has no dataspace (an HDF5 null/empty dataset, "
+              f"h5py.Empty of {ds.dtype}); the file is not what it claims to be.")
 
 
 def check_declared_size(ds, name: str, path, *, limit: int | None = None) -> None:
@@ -121,6 +128,7 @@ def read_dataset(ds, name: str, path):
     """A dataset's values after :func:`check_declared_size`; strings are decoded to a list of str."""
     import h5py
 
+    check_has_dataspace(ds, name, path)
     check_declared_size(ds, name, path)
     try:
         if h5py.check_string_dtype(ds.dtype) is not None:

@@ -184,6 +184,9 @@ def load_movie(path, *, dataset: str = "", axes: str = "TYX", check_axes: bool =
         paths, is_list = _expand_paths(path)
         first = paths[0]
         suffix = first.suffix.lower()
+        if dataset and (is_list or _magic(first) != _HDF5_MAGIC):  # else it would be ignored silently
+            _fail(f"input.dataset = {dataset!r} names a dataset of an HDF5 file, but {first} is not one; remove "
+                  "input.dataset (it applies to .h5 movies only).")
         if is_list:
             movie = _open_tiff_list(paths, axes)
         elif suffix in TIFF_SUFFIXES:
@@ -369,12 +372,20 @@ def _open_npy(path, axes) -> Movie:
     return movie
 
 
-def _open_by_content(path, dataset, axes) -> Movie:
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _magic(path) -> bytes:
+    """The first 8 bytes of a file (its format's signature)."""
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        return fh.read(8)
+
+
+def _open_by_content(path, dataset, axes) -> Movie:
+    head = _magic(path)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _open_tiff(path, axes)
-    if head == b"\x89HDF\r\n\x1a\n":
+    if head == _HDF5_MAGIC:
         return _open_hdf5(path, dataset, axes)
     if head[:6] == b"\x93NUMPY":
         return _open_npy(path, axes)
@@ -385,7 +396,7 @@ def _open_by_content(path, dataset, axes) -> Movie:
 def _open_hdf5(path, dataset, axes) -> Movie:
     import h5py
 
-    from .hdf5 import check_links, list_datasets
+    from .hdf5 import check_has_dataspace, check_links, list_datasets
 
     try:
         fh = h5py.File(path, "r")
@@ -410,6 +421,7 @@ def _open_hdf5(path, dataset, axes) -> Movie:
         ds = fh[name]
         source = f"{path}:{name}"
         check_links(fh, path, [name])
+        check_has_dataspace(ds, name, path)
         _check_ndim(ds.shape, source, "")
         _check_dtype(ds.dtype, source)
         rate = _hdf5_frame_rate(fh, ds)
@@ -537,6 +549,8 @@ def _tiff_frame_rate(tif):
 
 def _positive(value) -> bool:
     """Whether ``value`` reads as a finite number > 0 (a usable rate or interval from metadata)."""
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == bool:
+        return False  # frame_rate = True is no rate
     try:
         v = float(np.asarray(value).ravel()[0]) if not isinstance(value, str) else float(value)
     except (TypeError, ValueError, IndexError):

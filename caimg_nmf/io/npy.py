@@ -2,6 +2,7 @@
 files shorter than the array their header declares (truncated copies) caught before numpy allocates."""
 from __future__ import annotations
 
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +28,17 @@ def npy_header(path) -> tuple[tuple, np.dtype]:
                            else np.lib.format.read_array_header_2_0)
             shape, _, dtype = read_header(fh)
             offset = fh.tell()
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+    # a header cut inside its dict fails in Python's tokenizer, not with numpy's ValueError
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
         raise InputError(f"{path}: not a readable .npy array ({exc}); the file is truncated or not "
                          "written by numpy.save.") from None
     if dtype.hasobject:
         raise InputError(f"{path}: holds Python objects (dtype {dtype}), which are never unpickled; an "
                          "array of data must hold numbers. Save it with np.save(path, X.astype(float)).") from None
+    if any(n < 0 for n in shape):
+        raise InputError(f"{path}: not a readable .npy array: its header declares a negative size "
+                         f"({' x '.join(map(str, shape))}); the file is damaged or not written by "
+                         "numpy.save. Save or copy it again.") from None
     need = offset + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if path.stat().st_size < need:
         raise InputError(f"{path}: truncated: its header declares {' x '.join(map(str, shape))} values of "

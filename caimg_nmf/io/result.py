@@ -127,8 +127,14 @@ class Result:
     def config(self):
         """The configuration the result was made with, as a :class:`caimg_nmf.config.Config`."""
         from ..config import Config, tomllib
+        from ..errors import ConfigError
 
-        return Config.from_dict(tomllib.loads(self.config_toml), source=f"{self.path or 'result'}:/config")
+        source = f"{self.path or 'result'}:/config"
+        try:
+            return Config.from_dict(tomllib.loads(self.config_toml), source=source)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: the config attribute is not valid TOML ({exc}); the result file was "
+                              "edited or damaged. `caimg-nmf info --config` shows it as stored.") from None
 
     def get(self, name, default=None):
         """An extra dataset by name (e.g. ``"spikes"``), or ``default``."""
@@ -180,9 +186,9 @@ class Result:
         """Read a result file written by :meth:`save` (schema v1)."""
         import h5py
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"result file not found: {path}") from None
+        from .inputs import check_input_file
+
+        path = check_input_file(path, "result file")
         try:
             fh = h5py.File(path, "r")
         except OSError as exc:
@@ -224,6 +230,8 @@ def _read_checked(fh, path):
         obj = fh[name]
         if not isinstance(obj, h5py.Dataset):
             _invalid(path, f"/{name} is a {type(obj).__name__.lower()}, expected a dataset")
+        if obj.shape is None:
+            _invalid(path, f"/{name} holds no values: it has no dataspace (an HDF5 null/empty dataset)")
         if len(obj.shape) != len(dims) or not _numeric(obj.dtype):
             _invalid(path, f"/{name} is a {len(obj.shape)}-D {obj.dtype} array of shape {obj.shape}, expected "
                      f"a {len(dims)}-D numeric array ({', '.join(dims)})")
@@ -232,7 +240,7 @@ def _read_checked(fh, path):
                 _invalid(path, f"/{name} has shape {obj.shape} but /{sizes[d][1]} says {d} = {sizes[d][0]} "
                          f"(expected footprints (K, H, W), traces and dff (K, T), roi_masks (K, H, W), "
                          f"mean_image (H, W))")
-    if "nmf/loss" in fh and not (isinstance(fh["nmf/loss"], h5py.Dataset) and len(fh["nmf/loss"].shape) == 1
+    if "nmf/loss" in fh and not (isinstance(fh["nmf/loss"], h5py.Dataset) and len(fh["nmf/loss"].shape or ()) == 1
                                  and _numeric(fh["nmf/loss"].dtype)):
         _invalid(path, "/nmf/loss is not a 1-D numeric dataset (the relative error per NMF iteration)")
     try:
@@ -257,7 +265,8 @@ def _extra_datasets(fh, path):
 
 
 def _numeric(dtype) -> bool:
-    return np.issubdtype(dtype, np.number) or dtype == bool
+    """Real numbers (complex values would lose their imaginary part in the float32 cast)."""
+    return (np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)) or dtype == bool
 
 
 def _write_extra(fh, name, value):

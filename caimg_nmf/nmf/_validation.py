@@ -31,7 +31,8 @@ class _Int:
 
     def __str__(self):
         lo = "" if self.lo is None else f" >= {self.lo}"
-        return f"an integer{lo}"
+        hi = "" if self.hi is None else f" and <= {self.hi}"
+        return f"an integer{lo}{hi}"
 
 
 class _Real(_Int):
@@ -93,7 +94,7 @@ _PARAMETER_CONSTRAINTS = {
     "solver": [_Options(SOLVERS)],
     "beta_loss": [_Options(BETA_LOSSES)],
     "init": [_Options(INITS)],
-    "replicates": [_Int(1)],
+    "replicates": [_Int(1, 10000)],  # as nmf.replicates in a config; each replicate is a whole fit
     "max_iter": [_Int(1)],
     "tol": [_Real(0)],
     "random_state": [_NONE, _Int(0), _Type(np.random.SeedSequence, "a numpy SeedSequence")],
@@ -182,6 +183,14 @@ def _check_values(M, name):
     if lo < 0:
         raise InputError(f"{name} must be nonnegative; its minimum is {lo:.6g}. "
                          "Subtract the minimum or clip negative values to 0.") from None
+    # the solvers sum squares and products of entries: values this large overflow to inf, and the
+    # factors come back as NaN without an error
+    dtype = M.dtype if np.issubdtype(M.dtype, np.floating) else np.dtype(np.float64)
+    limit = float(np.sqrt(np.finfo(dtype).max / M.size)) / 16
+    if hi > limit:
+        raise InputError(f"{name} holds values up to {float(hi):.3g}, too large to factorize in {dtype}: sums "
+                         f"of their squares overflow (at most {limit:.3g} for {M.size} entries). Rescale it "
+                         f"first, e.g. {name} / {name}.max().") from None
 
 
 def check_X(X, name="X"):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 from . import fit as _fit
 from ._hals import HALSSolver
 
@@ -40,6 +42,10 @@ def oversampling(compress, shape, rank):
     if compress == "auto":
         over = max(20, int(rank))
         return over if min(shape) >= 8 * (rank + over) else None
+    if int(compress) + rank > min(shape):  # a sketch wider than X compresses nothing (and may not fit)
+        raise InputError(f"compress={compress}: the sketch would have rank + compress = {int(compress) + rank} "
+                         f"columns, more than min(P, T) = {min(shape)} of X; pass a smaller oversampling, "
+                         "'auto' or None.") from None
     return int(compress)
 
 
