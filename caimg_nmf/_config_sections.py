@@ -316,19 +316,29 @@ class SomataConfig:
                               "contrast and would pass texture, noise included.", min=0.0, max=1000.0)
     max_overlap: float = _key(0.1, "Leave out a soma when more than this fraction of its disc lies inside the "
                               "masks of cells already found.", min=0.0, max=1.0)
-    filled: bool = _key(False, "Also add filled somata (a blob brighter than the ring round it, as GCaMP6s often "
-                        "shows them) at radii of 0.6 to 1.6 x half the cell diameter, footprints the disc at the "
-                        "radius that fits best, touching neighbours split by a watershed. Thresholded on the "
-                        "recording's own noise (false_per_field); noise is not texture, so on long recordings "
-                        "(a mean image with little noise and much neuropil texture) it adds many false cells: "
-                        "Neurofinder 01.01 (101 frames) F1 0.08 -> ~0.28, 00.00 (600 frames) 0.52 -> ~0.37 "
-                        "(README, Performance).")
-    false_per_field: float = _key(1.0, "filled = true: the threshold is the score that this many local maxima of "
+    filled: Union[bool, str] = _key("auto", "Also add filled somata (a blob brighter than the ring round it, as GCaMP6s "
+                              "often shows them) at radii of 0.6 to 1.6 x half the cell diameter, footprints the "
+                              "disc at the radius that fits best, touching neighbours split by a watershed. "
+                              "Thresholded on the recording's own noise (false_per_field), which bounds the false "
+                              "somata that noise makes, not those that texture (neuropil, the gaps between cells) "
+                              "makes. 'auto': on when what the cells found leave of the mean image has at most "
+                              "filled_max_texture times the noise image's spread at the cell's scale (short or "
+                              "noisy recordings, where cells must be found from how they look), off otherwise "
+                              "(long recordings, whose mean image is mostly texture). Saved as the result's "
+                              "somata_texture_to_noise and somata_filled_search.", words=("auto",))
+    filled_max_texture: float = _key(8.0, "filled = 'auto': the largest texture-to-noise ratio (robust spread of "
+                                     "the disc-minus-annulus contrast at half a cell diameter, of what the cells "
+                                     "found leave of the mean image over that of the noise image) at which the "
+                                     "filled search runs. Neurofinder 01.01 (101 frames) has 4.2, 00.00 (600 "
+                                     "frames) 12.1; a movie of pure noise 1. Visible silent cells count as "
+                                     "texture: on a quiet short recording full of them set filled = true.", min=1.0, max=1000.0)
+    false_per_field: float = _key(0.1, "Filled search: the threshold is the score that this many local maxima of "
                                   "the same detector on the noise image (half the difference of the even- and "
-                                  "odd-frame means) exceed (rounded up; 1: the largest): about this many filled "
-                                  "'somata' per field come from noise alone. Saved as the result's "
+                                  "odd-frame means) exceed (1: the largest; below 1 extrapolated along their "
+                                  "tail): about this many filled 'somata' per field come from noise alone (0.1: "
+                                  "one false soma on one movie of pure noise in ten). Saved as the result's "
                                   "somata_filled_threshold, each one's score in /cells/filled_score.",
-                                  min=1.0, max=1000.0)
+                                  min=0.001, max=1000.0)
     neuropil_coefficient: float = _key(0.7, "A soma's trace is fitted after this fraction of its neuropil's "
                                        "fluctuations (the mean of the movie, less the rest of the model, over a "
                                        "ring 0.65 to 1 diameter out, cells left out, minus its median; saved in "

@@ -336,8 +336,10 @@ def _check_value(where: str, value, tp, meta, source, label=None):
     words = meta.get("words")
     if words:  # a number, or one of a few words (nmf.rank = "auto")
         if isinstance(value, str):
+            tp = next(a for a in typing.get_args(tp) if a is not str)
             if value not in words:
-                fail(f"expected an integer or {' or '.join(repr(w) for w in words)}")
+                kind = "true, false" if tp is bool else "an integer"
+                fail(f"expected {kind} or {' or '.join(repr(w) for w in words)}")
             return value
         tp = next(a for a in typing.get_args(tp) if a is not str)
     origin = typing.get_origin(tp)

@@ -416,8 +416,22 @@ def _filled_somata(state: RunState, unexplained: np.ndarray, diameter: float, no
     from .stages._soma_shapes import find_filled_somata
 
     cfg = state.cfg.somata
-    if not cfg.filled:
+    if cfg.filled == "auto":
+        from .stages._soma_shapes import texture_to_noise
+
+        ratio = texture_to_noise(unexplained, noise_image, diameter, covered)
+        search = ratio <= cfg.filled_max_texture
+        state.attrs.update(somata_texture_to_noise=float(ratio), somata_filled_search=bool(search))
+        state.report.info(f"mean image: texture {ratio:.1f} x its noise at the cell's scale; filled somata "
+                          + ("looked for" if search else f"not looked for (above somata.filled_max_texture = "
+                                                         f"{cfg.filled_max_texture:g}: a long recording, whose "
+                                                         "blobs are mostly texture)"))
+        if not search:
+            return None
+    elif not cfg.filled:
         return None
+    else:
+        state.attrs.update(somata_filled_search=True)
     filled = find_filled_somata(unexplained, diameter, noise_image, mean_image=state.mean_image, covered=covered,
                                 taken=taken,
                                 false_per_field=cfg.false_per_field, max_overlap=cfg.max_overlap)

@@ -431,3 +431,106 @@ def test_pipeline_adds_no_filled_somata_to_a_movie_without_silent_cells():
     assert result.attrs["n_somata_filled"] == 0 and result.attrs["somata_filled_threshold"] > 0
     pairs = _matches(result.roi_masks.astype(bool), footprints_to_masks(truth.footprints))
     assert len(pairs) >= 38
+
+
+# ---- somata.filled = "auto": the filled search runs where the mean image is mostly noise ----
+
+def test_texture_to_noise_is_one_on_noise_and_grows_with_texture():
+    """The ratio of the mean image's structure to its noise at a cell's scale: ~1 for noise alone,
+    large for a textured image (blobs of every size, as neuropil and the gaps between cells make),
+    and pixels of cells found (with their margin) left out."""
+    from caimg_nmf.stages._soma_shapes import texture_to_noise
+
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal((128, 128))
+    assert 0.85 < texture_to_noise(rng.standard_normal((128, 128)), noise, 10.0) < 1.15
+    texture = ndi.gaussian_filter(rng.standard_normal((128, 128)), 3.0)
+    texture *= 20 / texture.std()
+    ratio = texture_to_noise(texture + rng.standard_normal((128, 128)), noise, 10.0)
+    assert ratio > 10
+    # the same texture under cells found (all but a corner) leaves only the corner's noise to measure
+    covered = np.ones((128, 128), bool)
+    covered[:40, :40] = False
+    corner = texture + rng.standard_normal((128, 128))
+    corner[:40, :40] = rng.standard_normal((40, 40))
+    assert texture_to_noise(corner, noise, 10.0, covered) < 0.5 * texture_to_noise(corner, noise, 10.0)
+
+
+def _noisy_filled_movie(n_frames):
+    """Filled somata (no nucleus), 30 % silent, under strong shot noise (photon_scale 10)."""
+    return make_movie(n_cells=40, shape=(128, 128), n_frames=n_frames, frame_rate=10.0, cell_diameter=10.0,
+                      neuropil=0.2, photon_scale=10.0, noise=0.05, nucleus_prob=0.0, silent_fraction=0.3,
+                      baseline=(0.6, 1.0), seed=2)
+
+
+def test_pipeline_auto_looks_for_filled_somata_on_a_short_noisy_movie_only():
+    """somata.filled = 'auto' (the default): on a short noisy movie of filled somata, 30 % silent, the
+    mean image is mostly noise (ratio measured 6.4) and the search runs, finding silent cells that
+    activity cannot; the same field recorded 4x longer has 4x less noise in its mean image (11.0) and
+    the search stays off. The ratio and the decision are saved."""
+    short = _noisy_filled_movie(100)
+    result = caimg_nmf.run(movie=short.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True)
+    attrs = result.attrs
+    assert attrs["somata_filled_search"] and attrs["somata_texture_to_noise"] <= 8.0
+    silent = short.spikes.sum(axis=1) == 0
+    pairs = _matches(result.roi_masks.astype(bool), footprints_to_masks(short.footprints))
+    filled = np.flatnonzero(np.isfinite(np.asarray(result.extras["cells/filled_score"])))
+    # measured: 6 filled somata added, 5 of them planted silent cells
+    assert sum(k in pairs and silent[pairs[k]] for k in filled) >= 3 >= len(filled) - sum(k in pairs for k in filled)
+    off = caimg_nmf.run(movie=short.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                        overrides={"somata.filled": False})
+    assert len(_matches(off.roi_masks.astype(bool), footprints_to_masks(short.footprints))) < len(pairs)
+    assert "somata_filled_search" not in off.attrs
+    long = _noisy_filled_movie(400)
+    result = caimg_nmf.run(movie=long.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True)
+    assert result.attrs["somata_texture_to_noise"] > 8.0 and not result.attrs["somata_filled_search"]
+    assert "n_somata_filled" not in result.attrs
+
+
+def test_pipeline_auto_leaves_filled_search_off_where_texture_dominates():
+    """A ratio limit below the movie's texture turns the search off (said in the attrs); 'true' forces it."""
+    truth = _filled_cells_movie(0, 0.3)
+    auto = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                         overrides={"somata.filled_max_texture": 1.0})
+    assert auto.attrs["somata_texture_to_noise"] > 1.0 and not auto.attrs["somata_filled_search"]
+    assert "n_somata_filled" not in auto.attrs
+    forced = caimg_nmf.run(movie=truth.movie, cell_diameter=10, frame_rate=10, save=False, quiet=True,
+                           overrides={"somata.filled": True, "somata.filled_max_texture": 1.0})
+    assert forced.attrs["somata_filled_search"] and forced.attrs["n_somata_filled"] >= 1
+
+
+def test_pipeline_finds_about_no_somata_in_pure_noise():
+    """No cell where there is none: on unregistered pure noise the filled search runs (texture ~ noise)
+    and its threshold (false_per_field 0.1, extrapolated along the noise peaks' tail) passes about one
+    false soma in ten fields (measured: 1 in 8)."""
+    false = 0
+    for seed in range(8):
+        noise = np.random.default_rng(seed).normal(100, 1, (60, 48, 48)).astype(np.float32)
+        result = caimg_nmf.run(movie=noise, cell_diameter=6, frame_rate=10, save=False, quiet=True,
+                               overrides={"detect.min_pnr": 1000, "motion.method": "none"})
+        assert result.attrs["somata_filled_search"] and result.attrs["somata_texture_to_noise"] < 1.3
+        false += result.n_cells
+    assert false <= 2
+
+
+def test_noise_threshold_below_one_false_soma_extrapolates_the_null_tail():
+    """false_per_field < 1 lies above the largest null peak, and the fraction of pure-noise fields whose
+    largest peak passes it is about false_per_field (Rice tail of Gaussian fields)."""
+    from caimg_nmf.stages._soma_shapes import _blob_kernels, _correlate, _noise_threshold, _peaks
+
+    rng = np.random.default_rng(0)
+    disc, annulus = _blob_kernels(4.0)
+    kernel = disc / disc.sum() - annulus / annulus.sum()
+
+    def peaks(image):
+        score = _correlate(image, kernel)
+        score /= 1.4826 * np.median(np.abs(score - np.median(score)))
+        return score[tuple(_peaks(score, 5, 4).T)]
+
+    thresholds, passed = [], 0
+    for _ in range(40):
+        t = _noise_threshold(peaks(rng.standard_normal((128, 128))), 0.1)
+        thresholds.append(t)
+        passed += peaks(rng.standard_normal((128, 128))).max() > t
+    assert passed <= 10   # ~4 expected of 40 at 0.1 per field; the largest peak alone would pass ~20
+    assert _noise_threshold(np.array([5.0, 4.0, 3.0]), 1.0) == 5.0 and _noise_threshold(np.array([5.0, 4.0]), 2) == 4.0
