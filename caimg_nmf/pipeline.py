@@ -364,7 +364,8 @@ def _add_somata(state: RunState, kept, diameter: float):
     unexplained = state.mean_image - np.tensordot(kept.traces.mean(axis=1), kept.footprints, axes=1)
     covered = _cells_cover(kept.footprints, cfg.rois)
     noise_image = split_noise_image(state.frames)
-    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered, noise_image=noise_image)
+    somata = find_somata(unexplained, diameter, cfg.somata, cell_masks=covered, noise_image=noise_image,
+                         also_in=state.mean_image)
     rings_found = disc_footprints(somata.centres, somata.radius, state.mean_image.shape) if somata.n_somata else None
     filled = _filled_somata(state, unexplained, diameter, noise_image, covered,
                             None if rings_found is None else _any_nonzero(rings_found))

@@ -446,6 +446,22 @@ SCENARIOS = {
         dict(n_cells=40, shape=(112, 112), n_frames=100, frame_rate=7.5, cell_diameter=10.0,
              diameter_jitter=1 / 3, min_separation=9.0, spike_rate=0.5, tau_decay=1.0, neuropil=0.2,
              bleaching=0.05, motion=0.0, photon_scale=50.0, noise=0.05)),
+    "sizes": (
+        "Cell sizes 0.7-1.2 x the nominal 10 px diameter (7-12 px; give cell_diameter=10), no nuclei "
+        "(filled somata), 40 cells on 128x128, 1000 frames at 10 Hz, centres >= 10 px apart, neuropil 0.2, "
+        "10 % bleaching, shot noise (50 photons per unit) plus read noise 0.05.",
+        dict(n_cells=40, shape=(128, 128), n_frames=1000, frame_rate=10.0, cell_diameter=9.5,
+             diameter_jitter=0.25 / 0.95, min_separation=10.0, neuropil=0.2, bleaching=0.1, motion=0.0,
+             photon_scale=50.0, noise=0.05, nucleus_prob=0.0)),
+    "gcamp6s": (
+        "What Neurofinder 01.01 shows: filled somata (no nuclei) of which 40 % never fire (seen only in the "
+        "mean image), 100 frames at 7.5 Hz (13 s) of a slow indicator (decay 1 s), diameters varying 2x "
+        "(nominal 10 px, 6.7-13.3 px), amplitudes varying 6x (dim cells beside bright ones), 40 cells on "
+        "112x112, centres >= 9 px apart, neuropil 0.2, strong shot noise (10 photons per unit).",
+        dict(n_cells=40, shape=(112, 112), n_frames=100, frame_rate=7.5, cell_diameter=10.0,
+             diameter_jitter=1 / 3, min_separation=9.0, spike_rate=0.5, tau_decay=1.0, amplitude=(0.3, 1.8),
+             baseline=(0.3, 1.0), neuropil=0.2, bleaching=0.05, motion=0.0, photon_scale=10.0, noise=0.05,
+             nucleus_prob=0.0, silent_fraction=0.4)),
 }
 
 

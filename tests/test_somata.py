@@ -534,3 +534,61 @@ def test_noise_threshold_below_one_false_soma_extrapolates_the_null_tail():
         passed += peaks(rng.standard_normal((128, 128))).max() > t
     assert passed <= 10   # ~4 expected of 40 at 0.1 per field; the largest peak alone would pass ~20
     assert _noise_threshold(np.array([5.0, 4.0, 3.0]), 1.0) == 5.0 and _noise_threshold(np.array([5.0, 4.0]), 2) == 4.0
+
+
+def test_find_somata_ring_must_stand_out_from_noise_in_both_images():
+    """A ring in what the cells found leave of the mean image that is not one in the mean image itself
+    (a dark pit left beside a cell whose footprint's tail was taken off) is not a soma; a ring in both is."""
+    yy, xx = np.mgrid[:96, :96]
+    rng = np.random.default_rng(1)
+
+    def ring(y, x):
+        rr = np.hypot(yy - y, xx - x)
+        return ((rr > 2.5) & (rr <= 5)) - 0.3 * (rr <= 2.5)
+
+    noise = 0.01 * rng.standard_normal((96, 96))
+    mean = 1.0 + ring(30, 30) + 0.01 * rng.standard_normal((96, 96))
+    left = mean + ring(66, 66)          # the second ring only in what is left
+    found = find_somata(left, 10, SomataConfig(), noise_image=noise)
+    assert sorted(found.centres.tolist()) == [[30, 30], [66, 66]]
+    found = find_somata(left, 10, SomataConfig(), noise_image=noise, also_in=mean)
+    assert found.centres.tolist() == [[30, 30]]
+    with pytest.raises(InputError, match="also_in has shape"):
+        find_somata(left, 10, SomataConfig(), noise_image=noise, also_in=mean[:50])
+
+
+def _scenario_scores(name, seeds, diameter=10):
+    from caimg_nmf.synthetic import scenario
+    from caimg_nmf import evaluate as ev
+
+    out = []
+    for seed in seeds:
+        truth = scenario(name, seed=seed)
+        result = caimg_nmf.run(movie=truth.movie, frame_rate=truth.frame_rate, cell_diameter=diameter, save=False,
+                               quiet=True)
+        s = ev.evaluate(result.roi_masks.astype(bool), footprints_to_masks(truth.footprints),
+                        pred_traces=result.traces, true_traces=truth.traces)
+        origin = np.asarray(result.extras["cells/origin"])
+        out.append((s.f1, s.precision, s.trace_corr, int((origin != "activity").sum())))
+    return np.array(out)
+
+
+def test_pipeline_on_cells_of_0_7_to_1_2_diameters_without_nuclei():
+    """The 'sizes' scenario (issue 15's target: cell diameter given, cells 0.7-1.2x it, no nuclei). Measured
+    (seeds 0-2): F1 0.988, 0.964, 1.000 (the misses are precision: a neuropil patch beside a cell kept
+    as one, 1-3 per movie), trace r 0.981-0.983, and no 'mean image' cell."""
+    scores = _scenario_scores("sizes", range(3))
+    f1, corr, from_mean_image = scores[:, 0], scores[:, 2], scores[:, 3]
+    assert f1.mean() >= 0.975 and f1.min() >= 0.95 and corr.min() >= 0.97, scores
+    assert from_mean_image.sum() == 0
+
+
+def test_pipeline_on_a_short_gcamp6s_like_movie():
+    """The 'gcamp6s' scenario: what Neurofinder 01.01 shows (100 frames, filled somata, 40 % silent,
+    sizes varying 2x, dim cells beside bright ones). A floor, not the goal: measured (seeds 0-1) F1 0.600
+    and 0.552, precision ~0.89, trace r ~0.96. Its silent cells are plainly visible, so the mean image's
+    structure stands 14-16x above its noise and somata.filled = 'auto' leaves the filled search off:
+    none of the 16 silent cells is found, and 2 false rings are (dark gaps between packed bright cells;
+    issue 15 is open on both)."""
+    scores = _scenario_scores("gcamp6s", range(2))
+    assert scores[:, 0].min() >= 0.5 and scores[:, 1].min() >= 0.8 and scores[:, 2].min() >= 0.94, scores

@@ -252,3 +252,14 @@ def test_short_scenario():
     d = np.asarray(s.diameters)
     assert s.movie.shape == (100, 112, 112) and s.n_cells == 40 and s.frame_rate == 7.5
     assert d.min() >= 10 * 2 / 3 - 1e-6 and d.max() <= 10 * 4 / 3 + 1e-6 and d.max() / d.min() > 1.7
+
+
+def test_sizes_and_gcamp6s_scenarios_plant_what_they_say():
+    sizes = syn.scenario("sizes")
+    assert sizes.movie.shape == (1000, 128, 128) and sizes.params["nucleus_prob"] == 0.0
+    assert 7.0 <= sizes.diameters.min() and sizes.diameters.max() <= 12.0 and np.ptp(sizes.diameters) > 3.5
+    g = syn.scenario("gcamp6s")
+    assert g.movie.shape == (100, 112, 112) and g.frame_rate == 7.5 and g.params["nucleus_prob"] == 0.0
+    silent = g.spikes.sum(axis=1) == 0
+    assert 0.3 <= silent.mean() <= 0.5
+    assert g.diameters.max() / g.diameters.min() > 1.6 and g.amplitudes.max() / g.amplitudes.min() > 3

@@ -205,7 +205,7 @@ MIN_DIAMETER = 4.0
 
 
 def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.ndarray | None = None,
-                noise_image=None) -> Somata:
+                noise_image=None, also_in=None) -> Somata:
     """Find somata (bright rings around a dimmer centre) in a mean image that no cell covers yet.
 
     Parameters
@@ -224,6 +224,14 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
         robust standard deviations of the contrast of that image. The z-score threshold is
         relative to the image's own contrast, so without this check any texture, noise
         included, yields some somata.
+    also_in : ndarray (H, W), optional
+        With ``noise_image``: a second image (the mean image itself, when ``mean_image`` is what the
+        cells found leave of it) in which the ring must also stand ``min_noise_z`` above noise.
+        Taking a cell's footprint x mean trace off can leave a dark pit beside it (its footprint's tail
+        reaches past its mask), which with the cell's light round it looks like a ring in what is left
+        and like nothing in the mean image: measured, one false soma on each of 2 of 4 nucleus-free
+        synthetic movies (``sizes`` scenario) without this, none with it; Neurofinder 00.00 top
+        and 01.01 left unchanged (F1 0.519, 0.210).
 
     Returns
     -------
@@ -255,11 +263,17 @@ def find_somata(mean_image: np.ndarray, diameter: float, cfg, *, cell_masks: np.
     if cell_masks is not None and (np.ndim(cell_masks) not in (2, 3) or np.shape(cell_masks)[-2:] != img.shape):
         raise InputError(f"find_somata: cell_masks has shape {np.shape(cell_masks)}; it must be (K, H, W) or "
                          f"(H, W) with (H, W) = {img.shape}, the mean image's.") from None
+    if also_in is not None and np.shape(also_in) != img.shape:
+        raise InputError(f"find_somata: also_in has shape {np.shape(also_in)}; it must be {img.shape}, the "
+                         "mean image's.") from None
     if noise_image is not None and np.shape(noise_image) != img.shape:
         raise InputError(f"find_somata: noise_image has shape {np.shape(noise_image)}; it must be "
                          f"{img.shape}, the mean image's.") from None
     radius = diameter / 2.0
     z, darkness, significance = soma_contrast(img, diameter, noise_image)
+    if also_in is not None and significance is not None:   # it must stand out from noise in both images
+        significance = np.minimum(significance, soma_contrast(np.asarray(also_in, np.float64), diameter,
+                                                              noise_image)[2])
     border = max(1, int(round(radius)) - 1)   # keep discs mostly inside the frame
     peaks = peak_local_max(z, min_distance=max(1, int(0.8 * diameter)), threshold_abs=cfg.min_contrast,
                            exclude_border=border)
