@@ -287,7 +287,8 @@ def _factorize_local(state: RunState) -> None:
         diameter = diameter / cfg.preprocess.spatial_bin
     with state.report.task("find cells (local NMF)"):
         found = find_cells(state.frames, cfg.detect, cell_diameter=diameter, frame_rate=state.frame_rate,
-                           progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False)
+                           progress=lambda msg: state.report.info(f"find cells: {msg}"), dense=False,
+                           task=lambda what, total, unit: state.report.task(f"find cells: {what}", total, unit))
     with state.report.task("curate"):
         kept = curate(found, state.frames, cfg.curate, cfg.rois)
     sizes = kept.info["curate"]

@@ -419,3 +419,25 @@ def test_diameter_spread_reported():
         spread[jitter] = det.info["cell_diameter_spread_px"]
         assert abs(det.info["cell_diameter_median_found_px"] - 10.0) <= 1.5, det.info
     assert spread[0.0] <= 1.2 and spread[1 / 3] >= 1.8, spread
+
+
+def test_find_cells_reports_each_fit_pass_in_tiles():
+    """Progress of the longest step: each fit pass is a task counted in tiles (a bar on a terminal,
+    log lines otherwise), and a quiet run says nothing."""
+    import io
+
+    import caimg_nmf
+    from caimg_nmf.progress import Reporter
+
+    truth = scenario("five_cells")
+    stream = io.StringIO()
+    caimg_nmf.run(movie=truth.movie, frame_rate=10, cell_diameter=8, save=False, overrides={"detect.tile_size": 32},
+                  reporter=Reporter(stream=stream, bars=False))
+    log = stream.getvalue()
+    assert "find cells: fit 1: 5 components: 2/4 tiles" in log    # 64 x 64 in tiles of 32
+    passes = [line for line in log.splitlines() if "find cells: fit " in line and "done in" in line]
+    assert len(passes) >= 2   # the first fit and the last one at least
+    quiet = io.StringIO()
+    caimg_nmf.run(movie=truth.movie, frame_rate=10, cell_diameter=8, save=False, overrides={"detect.tile_size": 32},
+                  reporter=Reporter(quiet=True, stream=quiet))
+    assert quiet.getvalue() == ""

@@ -304,12 +304,13 @@ def _map_tiles(args, settings, origins, n_jobs):
             yield _solve_tile(*args, origin, *settings)
 
 
-def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b, n_jobs=1,
+def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_iter, b, n_jobs=1, on_tile=None,
               neuropil_ring=0.0, trace_exclude=None):
     """Fit footprints (in windows) and traces of the cells at ``centres`` with the background tents.
 
     init : (K, w, w) initial footprints in windows (w = 2 ri + 1), zero outside the disc of radius ri.
     n_jobs : tiles fitted at the same time (worker processes; 1: in this process).
+    on_tile : callable(int), optional; called with 1 as each tile's fit is done (progress).
     neuropil_ring : > 0: each cell also gets a fixed ring footprint from ``neuropil_ring`` x ri to ri
         around its centre, minus the pixels where any cell's initial footprint is >= 0.3 of its peak
         (cells in ``trace_exclude`` do not count),
@@ -341,6 +342,8 @@ def fit_cells(X, Xb, centres, init, ri, py, px, *, tile_size, n_iter, n_trace_it
     # the tiles' generator first: zip then runs it to its end (its pool is shut down there)
     for (y0, x0, hh, ww, idx, iy, ix, Wt, Hb, Hf), (ty, tx) in zip(_map_tiles(args, settings, origins, n_jobs), origins):
         nc, nb = len(idx), len(iy) * len(ix)
+        if on_tile is not None:
+            on_tile(1)
         for j, k in enumerate(idx):
             sy, sx = int(centres[k, 0]), int(centres[k, 1])
             if ty <= sy < ty + ts and tx <= sx < tx + ts:

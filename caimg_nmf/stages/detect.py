@@ -28,6 +28,7 @@ components) footprints over the whole frame, which for 512 x 512 pixels and ~800
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -206,7 +207,13 @@ def _reseed(Xb, seeds, win, traces_b, bg_b, ri, py, px, d, valid, cfg, n_jobs):
     return new
 
 
-def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
+@contextlib.contextmanager
+def _no_task(description, total=None, unit=""):
+    """A progress task that shows nothing (the default of find_cells' ``task``)."""
+    yield lambda n=1: None
+
+
+def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say, task):
     """The local NMF from ``seeds`` and its refinement: re-seed in the residual; split footprints that
     cover separate blobs; merge pieces of one cell; then the last fit, with the traces at the full
     frame rate. Returns (seeds, windows, traces, background traces, neuropil traces or None, which
@@ -217,8 +224,13 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
     # intermediate fits: half the iterations and no full-rate traces; the last fit does it all
     fit = dict(tile_size=cfg.tile_size, n_iter=max(1, cfg.n_iter // 2), n_trace_iter=0, b=b, n_jobs=n_jobs)
 
+    n_tiles = len(range(0, H, cfg.tile_size)) * len(range(0, W, cfg.tile_size))
+    passes = iter(range(1, 1000))
+
     def refit(seeds, init, **last):   # (windows, traces, binned traces, bg, binned bg, neuropil)
-        return fit_cells(X, Xb, seeds, init, ri, py, px, neuropil_ring=cfg.neuropil_ring, **{**fit, **last})
+        with task(f"fit {next(passes)}: {len(seeds)} components", n_tiles, "tiles") as advance:
+            return fit_cells(X, Xb, seeds, init, ri, py, px, neuropil_ring=cfg.neuropil_ring, on_tile=advance,
+                             **{**fit, **last})
 
     counts = dict(n_reseeded=0, n_split=0, n_loose=0, n_merged=0)
     win, traces, traces_b, bg, bg_b, _ = refit(seeds, _gauss_windows(len(seeds), ri, d))
@@ -282,6 +294,7 @@ def _fit_and_refine(X, Xb, seeds, d, valid, cfg, *, frame_rate, b, n_jobs, say):
 # ----------------------------------------------------------------------------------------------
 
 def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable[[str], None] | None = None,
+               task=None,
                dense: bool = True) -> Detection:
     """Find cells in a motion-corrected movie of RAW fluorescence.
 
@@ -296,11 +309,15 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
         Frames per second.
     progress : callable(str), optional
         Called with a short message at each step.
+    task : callable(description, total, unit) -> context manager yielding advance(n), optional
+        Progress of each fit pass, ``total`` tiles (:meth:`caimg_nmf.progress.Reporter.task`: a bar
+        on a terminal, log lines otherwise).
     dense : bool
         Return footprints as a dense (K, H, W) array; False: only in windows (``Detection.windows``,
         centred at ``seeds``; ``footprints`` is then empty), for :func:`curate` on big fields.
     """
     say = progress or (lambda msg: None)
+    task = task or _no_task
     timings = {}
     t0 = time.perf_counter()
     X = _check_movie(movie)
@@ -332,7 +349,7 @@ def find_cells(movie, cfg, *, cell_diameter=None, frame_rate, progress: Callable
     t2 = time.perf_counter()
     seeds, win, traces, bg, neuropil, loose, rim, ri, (py, px), counts = _fit_and_refine(
         X, Xb, np.asarray(seeds, int).reshape(-1, 2), d, valid, cfg, frame_rate=frame_rate, b=b, n_jobs=n_jobs,
-        say=say)
+        say=say, task=task)
     timings["fit"] = time.perf_counter() - t2
     say(f"fit done; {counts['n_loose']} components spread over their window are background, not cells")
     ny, nx = py.shape[0], px.shape[0]
