@@ -106,7 +106,7 @@ def significance_threshold(n_lags: int, false_rate: float) -> float:
 
 
 def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: int,
-               center=None, radius=None, min_z: float = 0.0, test_spec=None):
+               center=None, radius=None, min_z: float = 0.0, judge=(), spread=None):
     """Cross-correlation peaks (n, 2) float64 of each frame of ``block`` against the template.
 
     Parameters
@@ -122,9 +122,14 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     min_z : a peak must stand out from the correlation surface's own noise: the highest point of
         the surface over its root mean square (scaled by :func:`null_spread` at its lag) is its z,
         which must exceed ``min_z`` (see :func:`significance_threshold`). 0 accepts every peak.
-    test_spec : optional reference (as ``ref_spec``, not None) whose correlation surface gives z
-        instead of ``ref_spec``'s: for frames that are part of the template, the rest of it (a
-        frame always matches its own copy). The peaks are still those on ``ref_spec``.
+    judge : [(rows, spectrum)]: frames (indices into ``block``) whose peaks must be confirmed by
+        another reference (as ``ref_spec``, not None): for frames that are part of the template,
+        the rest of it (a frame always matches its own copy). Their z is that of the correlation
+        with it at their peak's lag (at most its highest point, so the threshold for the whole
+        search holds). A frame whose peak is not confirmed (z at most ``min_z``) is searched again
+        on that reference alone: its own copy may have drawn the peak to where the frame was
+        first put.
+    spread : ``null_spread(win)``, when the caller has it.
 
     Returns
     -------
@@ -146,13 +151,21 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     px = cen[:, 1:] + np.arange(-rx, rx + 1)
     allowed = (np.abs(py) <= ly)[:, :, None] & (np.abs(px) <= lx)[:, None, :]
 
-    X = _whitened(_centred(block, win))
-    R = np.multiply(X, ref_spec, out=X) if test_spec is None else X * ref_spec
-    peak, height, z = _best_lag(sfft.irfft2(R, s=(h, w), axes=(-2, -1), workers=_WORKERS), py, px, allowed, win)
-    if test_spec is not None:
-        cc = sfft.irfft2(np.multiply(X, test_spec, out=X), s=(h, w), axes=(-2, -1), workers=_WORKERS)
-        z = _best_lag(cc, py, px, allowed, win)[2]
-    del X
+    spread = null_spread(win) if spread is None else spread
+    R = _whitened(_centred(block, win))
+    judged = [(rows, R[rows] * spec) for rows, spec in judge]   # before R is multiplied in place
+    R *= ref_spec
+    peak, height, z = _best_lag(sfft.irfft2(R, s=(h, w), axes=(-2, -1), workers=_WORKERS), py, px, allowed, spread)
+    for rows, cross in judged:
+        z[rows] = _z_at(cross, peak[rows], spread)
+        again = z[rows] <= min_z
+        if min_z > 0 and again.any():
+            redo = rows[again]
+            R[redo] = cross[again]  # the sub-pixel refinement too
+            peak[redo], height[redo], z[redo] = _best_lag(
+                sfft.irfft2(cross[again], s=(h, w), axes=(-2, -1), workers=_WORKERS),
+                py[redo], px[redo], allowed[redo], spread)
+    del judged
     if upsample > 1:
         peak, up_height = _refine(R, peak, h, w, upsample)
         height = np.maximum(height, up_height / (h * w))
@@ -168,7 +181,7 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     return peak, height, z
 
 
-def _best_lag(cc: np.ndarray, py, px, allowed, win: np.ndarray):
+def _best_lag(cc: np.ndarray, py, px, allowed, spread: np.ndarray):
     """Highest candidate lag of each correlation surface (n, h, w): integer peak (n, 2), height (n,)
     and its z (height over the surface's root mean square and the null spread at that lag)."""
     n, h, w = cc.shape
@@ -178,9 +191,34 @@ def _best_lag(cc: np.ndarray, py, px, allowed, win: np.ndarray):
     iy, ix = np.unravel_index(vals.argmax(axis=1), (py.shape[1], px.shape[1]))
     peak = np.stack([py[np.arange(n), iy], px[np.arange(n), ix]], axis=1).astype(np.float64)
     height = vals.max(axis=1).astype(np.float64)
-    rms = np.sqrt(np.einsum("nij,nij->n", cc, cc, dtype=np.float64) / (h * w))
-    spread = null_spread(win)[peak[:, 0].astype(np.int64) % h, peak[:, 1].astype(np.int64) % w]
-    return peak, height, height / np.maximum(rms * spread, 1e-30)
+    rms = np.sqrt(np.einsum("nij,nij->n", cc, cc).astype(np.float64) / (h * w))   # float32 sums: to ~1e-5
+    at_peak = spread[peak[:, 0].astype(np.int64) % h, peak[:, 1].astype(np.int64) % w]
+    return peak, height, height / np.maximum(rms * at_peak, 1e-30)
+
+
+def _half_weights(w: int) -> np.ndarray:
+    """Weights of the columns of a half spectrum (w//2+1) standing for the whole: 2, but 1 for the
+    zero frequency and (w even) the Nyquist column."""
+    weight = np.full(w // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if w % 2 == 0:
+        weight[-1] = 1.0
+    return weight
+
+
+def _z_at(cross: np.ndarray, lags: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """z of the correlation whose half spectrum is ``cross`` (n, h, w//2+1) at integer ``lags``
+    (n, 2): its value there (an inverse DFT at one point) over the surface's root mean square
+    (Parseval) and the null spread at that lag; without the whole inverse FFT."""
+    n, h, wk = cross.shape
+    w = spread.shape[1]
+    weight = _half_weights(w)
+    ey = np.exp(2j * np.pi * lags[:, :1] * sfft.fftfreq(h)).astype(np.complex64)                    # (n, h)
+    ex = (np.exp(2j * np.pi * lags[:, 1:] * sfft.rfftfreq(w)) * weight).astype(np.complex64)       # (n, wk)
+    value = np.einsum("nk,nk->n", np.matmul(ey[:, None, :], cross)[:, 0, :], ex).real
+    power = np.einsum("nhk,k->n", cross.real ** 2 + cross.imag ** 2, weight.astype(np.float32))
+    at = spread[lags[:, 0].astype(np.int64) % h, lags[:, 1].astype(np.int64) % w]
+    return value / np.maximum(np.sqrt(power.astype(np.float64)) * at, 1e-30)
 
 
 def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndarray:
@@ -191,10 +229,7 @@ def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndar
     off = (np.arange(m) - m // 2) / up
     fy = sfft.fftfreq(h)
     fx = sfft.rfftfreq(w)
-    weight = np.full(fx.size, 2.0)  # the half spectrum stands for both halves: Re(sum) with weights
-    weight[0] = 1.0
-    if w % 2 == 0:
-        weight[-1] = 1.0
+    weight = _half_weights(w)  # the half spectrum stands for both halves: Re(sum) with weights
     ypos = peak[:, :1] + off                               # (n, m)
     xpos = peak[:, 1:] + off
     ey = np.exp(2j * np.pi * ypos[:, :, None] * fy[None, None, :]).astype(np.complex64)    # (n, m, h)

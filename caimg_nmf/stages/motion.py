@@ -143,6 +143,23 @@ def _lags(limit, radius=None) -> int:
     return (2 * span[0] + 1) * (2 * span[1] + 1)
 
 
+class _Grid(NamedTuple):
+    """The patches of 'piecewise'."""
+    ys: np.ndarray       # first row of each patch row
+    xs: np.ndarray       # first column of each patch column
+    ph: int              # patch height
+    pw: int              # patch width
+    win: np.ndarray      # taper of a patch
+    filt: object         # band-pass of a patch (or None)
+    limit: tuple         # largest |shift| of a patch per axis
+    radius: tuple        # largest deviation of a patch from its frame's rigid shift per axis
+    wy: np.ndarray       # interpolation weights between patch centres: rows
+    wx: np.ndarray       # ... columns
+    centers: tuple       # (row centres, column centres)
+    min_z: float         # a patch's peak must stand out above this z to leave the rigid shift
+    spread: np.ndarray   # null spread of a patch's correlation surface (null_spread)
+
+
 @dataclass
 class _Plan:
     h: int
@@ -150,15 +167,16 @@ class _Plan:
     limit: tuple
     win: np.ndarray
     filt: object
-    min_z: float  # a rigid peak must stand out above this z to move its frame
-    # (ys, xs, ph, pw, pwin, pfilt, plimit, radius, wy, wx, centers, patch min_z) or None
-    grid: object = None
+    min_z: float          # a rigid peak must stand out above this z to move its frame
+    spread: np.ndarray    # null spread of the correlation surface (null_spread)
+    grid: Optional[_Grid] = None
 
     @classmethod
     def make(cls, h, w, cfg: MotionConfig, method: str) -> "_Plan":
         limit = (_limit(h, cfg.max_shift), _limit(w, cfg.max_shift))
-        plan = cls(h, w, limit, K.taper_window(h, w), K.band_pass(h, w, cfg.spatial_filter_sigma),
-                   K.significance_threshold(_lags(limit), FALSE_SHIFT_RATE))
+        win = K.taper_window(h, w)
+        plan = cls(h, w, limit, win, K.band_pass(h, w, cfg.spatial_filter_sigma),
+                   K.significance_threshold(_lags(limit), FALSE_SHIFT_RATE), K.null_spread(win))
         if method == "piecewise":
             ys, ph = _patch_starts(h, cfg.patch_size, cfg.patch_overlap)
             xs, pw = _patch_starts(w, cfg.patch_size, cfg.patch_overlap)
@@ -169,8 +187,9 @@ class _Plan:
                       min(int(np.ceil(cfg.max_deviation)), (pw - 1) // 2))
             cy, cx = ys + (ph - 1) / 2.0, xs + (pw - 1) / 2.0
             patch_z = K.significance_threshold(_lags(plimit, radius), FALSE_SHIFT_RATE / (len(ys) * len(xs)))
-            plan.grid = (ys, xs, ph, pw, K.taper_window(ph, pw), K.band_pass(ph, pw, cfg.spatial_filter_sigma),
-                         plimit, radius, K.interp_weights(h, cy), K.interp_weights(w, cx), (cy, cx), patch_z)
+            pwin = K.taper_window(ph, pw)
+            plan.grid = _Grid(ys, xs, ph, pw, pwin, K.band_pass(ph, pw, cfg.spatial_filter_sigma), plimit, radius,
+                              K.interp_weights(h, cy), K.interp_weights(w, cx), (cy, cx), patch_z, K.null_spread(pwin))
         return plan
 
 
@@ -297,12 +316,12 @@ def _correct_motion(frames, cfg, out, progress) -> MotionResult:
     direct = isinstance(out, np.ndarray) and not (isinstance(frames, np.ndarray)
                                                   and np.may_share_memory(out, frames))
     if method == "piecewise":
-        patch_shifts = np.zeros((t_total, len(plan.grid[0]), len(plan.grid[1]), 2), np.float32)
+        patch_shifts = np.zeros((t_total, len(plan.grid.ys), len(plan.grid.xs), 2), np.float32)
         patch_z = np.zeros(patch_shifts.shape[:3], np.float32)
     for a in range(0, t_total, cfg.chunk_frames):
         b = min(a + cfg.chunk_frames, t_total)
         block = _read(frames, a, b, finite)
-        est = _estimate_rows(block, np.arange(a, b), refs, member_refs, plan, cfg, method, gated=True)
+        est = _estimate(block, refs, plan, cfg, method, gated=True, judge=_judged_rows(a, b - a, member_refs))
         shifts[a:b], peak_z[a:b] = est.shifts, est.z
         if est.patches is not None:
             patch_shifts[a:b], patch_z[a:b] = est.patches, est.patch_z
@@ -315,14 +334,14 @@ def _correct_motion(frames, cfg, out, progress) -> MotionResult:
             progress(b)
     if method != "piecewise":
         return MotionResult(out, shifts, None, template.image, method, None, peak_z, plan.min_z)
-    return MotionResult(out, shifts, patch_shifts, template.image, method, plan.grid[10], peak_z, plan.min_z,
-                        patch_z, plan.grid[11])
+    return MotionResult(out, shifts, patch_shifts, template.image, method, plan.grid.centers, peak_z, plan.min_z,
+                        patch_z, plan.grid.min_z)
 
 
 def _references(template: np.ndarray, plan: _Plan, method: str, judge: bool = False):
     """Spectra of the template and, for piecewise, of each of its patches (None where flat).
 
-    ``judge``: for judging peaks (``test_spec`` of :func:`._motion_kernels.find_peaks`), where a
+    ``judge``: for judging peaks (``judge`` of :func:`._motion_kernels.find_peaks`), where a
     flat template matches nothing: zeros instead of None, which give every peak z = 0."""
     def spectrum(image, win, filt):
         spec = K.reference_spectrum(image, win, filt)
@@ -333,8 +352,8 @@ def _references(template: np.ndarray, plan: _Plan, method: str, judge: bool = Fa
     ref = spectrum(template, plan.win, plan.filt)
     if method != "piecewise":
         return ref, None
-    ys, xs, ph, pw, pwin, pfilt = plan.grid[:6]
-    return ref, [[spectrum(template[y:y + ph, x:x + pw], pwin, pfilt) for x in xs] for y in ys]
+    g = plan.grid
+    return ref, [[spectrum(template[y:y + g.ph, x:x + g.pw], g.win, g.filt) for x in g.xs] for y in g.ys]
 
 
 class _Estimate(NamedTuple):
@@ -346,31 +365,38 @@ class _Estimate(NamedTuple):
 
 
 def _estimate(block, refs, plan: _Plan, cfg: MotionConfig, method: str, gated: bool = True,
-              test_refs=None) -> _Estimate:
+              judge=()) -> _Estimate:
     """Shifts of a block of frames (and of their patches for piecewise) and how sure they are.
 
     ``gated``: a peak that does not stand out (z at most the plan's threshold) leaves the frame at
-    shift 0 and the patch at the frame's shift; otherwise every peak is taken. ``test_refs``: the
-    references (as ``refs``) that z is measured against, when not ``refs`` (frames the template
-    is made of: the half of it they are not part of)."""
+    shift 0 and the patch at the frame's shift; otherwise every peak is taken. ``judge``:
+    [(rows of the block, references as ``refs``)] whose z is measured on those references (frames
+    the template is made of: the half of it they are not part of)."""
     ref, patch_refs = refs
-    test, patch_tests = (None, None) if test_refs is None else test_refs
     peaks, heights, z = K.find_peaks(block, ref, plan.win, plan.limit, cfg.upsample,
-                                     min_z=plan.min_z if gated else 0.0, test_spec=test)
+                                     min_z=plan.min_z if gated else 0.0, spread=plan.spread,
+                                     judge=[(rows, r[0]) for rows, r in judge])
     if method != "piecewise":
         return _Estimate((-peaks).astype(np.float32), heights, z, None, None)
-    ys, xs, ph, pw, pwin, _, plimit, radius = plan.grid[:8]
-    patches = np.empty((block.shape[0], len(ys), len(xs), 2), np.float32)
+    g = plan.grid
+    patches = np.empty((block.shape[0], len(g.ys), len(g.xs), 2), np.float32)
     patch_z = np.empty(patches.shape[:3], np.float32)
-    center = np.clip(peaks, [-plimit[0], -plimit[1]], [plimit[0], plimit[1]])
-    for i, y in enumerate(ys):
-        for j, x in enumerate(xs):
+    center = np.clip(peaks, [-g.limit[0], -g.limit[1]], [g.limit[0], g.limit[1]])
+    for i, y in enumerate(g.ys):
+        for j, x in enumerate(g.xs):
             found, _, patch_z[:, i, j] = K.find_peaks(
-                block[:, y:y + ph, x:x + pw], patch_refs[i][j], pwin, plimit, cfg.upsample, center=center,
-                radius=radius, min_z=plan.grid[11] if gated else 0.0,
-                test_spec=None if test_refs is None else patch_tests[i][j])
+                block[:, y:y + g.ph, x:x + g.pw], patch_refs[i][j], g.win, g.limit, cfg.upsample, center=center,
+                radius=g.radius, min_z=g.min_z if gated else 0.0, spread=g.spread,
+                judge=[(rows, r[1][i][j]) for rows, r in judge])
             patches[:, i, j] = -found
     return _Estimate((-peaks).astype(np.float32), heights, z, patches, patch_z)
+
+
+def _judged_rows(first: int, n: int, member_refs):
+    """``judge`` for :func:`_estimate` of frames ``first .. first + n``: [(rows, references)]."""
+    frames = np.arange(first, first + n)
+    judge = [(np.flatnonzero(np.isin(frames, members)), refs) for members, refs in member_refs]
+    return [(rows, refs) for rows, refs in judge if len(rows)]
 
 
 def _apply(block, shifts, patches, plan: _Plan, out=None) -> np.ndarray:
@@ -378,7 +404,7 @@ def _apply(block, shifts, patches, plan: _Plan, out=None) -> np.ndarray:
     buf = np.empty(block.shape, np.float32) if out is None else out
     if patches is None:
         return K.apply_shifts(block, shifts, buf)
-    return K.apply_field(block, patches, plan.grid[8], plan.grid[9], buf)
+    return K.apply_field(block, patches, plan.grid.wy, plan.grid.wx, buf)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,8 +432,9 @@ class _Template:
     A frame always matches its own copy in a template, at the shift it was averaged with, so its
     peak on the whole template stands out even for a frame without structure (pure noise, at the
     arbitrary shift an ungated pass gave it). Its peak is still found on the whole template (the
-    shifts of frames with structure are as without the test), but it counts only if the frame also
-    stands out against the frames it is not part of."""
+    shifts of frames with structure are as without the test), but it counts only if the other
+    half confirms it; if not, the frame is searched again on the other half alone (see ``judge``
+    of :func:`._motion_kernels.find_peaks`)."""
 
     image: np.ndarray
     members: list
@@ -436,8 +463,8 @@ def _build_template(sample: np.ndarray, cfg: MotionConfig, plan: _Plan, method: 
         gated = it > 0
         refs = _references(template.image, plan, pass_method)
         member_refs = [(idx, _references(half, plan, pass_method, judge=True)) for idx, half in template.members]
-        est = _concat([_estimate_rows(sample[a:a + cfg.chunk_frames], np.arange(a, min(n, a + cfg.chunk_frames)),
-                                      refs, member_refs, plan, cfg, pass_method, gated)
+        est = _concat([_estimate(sample[a:a + cfg.chunk_frames], refs, plan, cfg, pass_method, gated,
+                                 _judged_rows(a, min(n - a, cfg.chunk_frames), member_refs))
                        for a in range(0, n, cfg.chunk_frames)])
         shifts = est.shifts - est.shifts.mean(axis=0)
         patches = None if est.patches is None else est.patches - est.patches.mean(axis=0)  # per patch
@@ -464,33 +491,6 @@ def _frames_to_average(est: _Estimate, min_z: float) -> np.ndarray:
     if not len(stood):
         return np.arange(n)
     return stood[np.argsort(-est.heights[stood], kind="stable")][:max(1, n // 2)]
-
-
-def _estimate_rows(block, rows, refs, member_refs, plan: _Plan, cfg: MotionConfig, method: str,
-                   gated: bool) -> _Estimate:
-    """:func:`_estimate` for frames ``rows`` (indices in the movie or sample) of ``block``; those
-    listed in ``member_refs`` ([(indices, references)]) are part of the template: their peaks are
-    found on the whole template as the others', but judged against their own references."""
-    which = np.full(len(rows), -1)
-    for g, (members, _) in enumerate(member_refs):
-        which[np.isin(rows, members)] = g
-    if (which < 0).all():
-        return _estimate(block, refs, plan, cfg, method, gated)
-    parts = []
-    for g in np.unique(which):
-        sel = np.flatnonzero(which == g)
-        parts.append((sel, _estimate(block[sel], refs, plan, cfg, method, gated,
-                                     None if g < 0 else member_refs[g][1])))
-    fields = []
-    for k, first in enumerate(parts[0][1]):
-        if first is None:
-            fields.append(None)
-            continue
-        merged = np.empty((len(rows),) + first.shape[1:], first.dtype)
-        for sel, est in parts:
-            merged[sel] = est[k]
-        fields.append(merged)
-    return _Estimate(*fields)
 
 
 def _concat(estimates) -> _Estimate:
