@@ -166,9 +166,13 @@ def _stage_motion(state: RunState) -> None:
     state.motion = dataclasses.replace(motion, frames=None)  # keep the model, not a second movie reference
     state.extras["motion/shifts"] = motion.shifts
     state.extras["motion/template"] = motion.template
+    state.extras["motion/peak_z"] = motion.peak_z
+    state.attrs["motion_min_peak_z"] = motion.min_peak_z
     if motion.patch_shifts is not None:
         state.extras["motion/patch_shifts"] = motion.patch_shifts
-    state.report.info(f"motion ({motion.method}): largest shift {motion.max_shift():.2f} px")
+        state.extras["motion/patch_peak_z"] = motion.patch_peak_z
+        state.attrs["motion_min_patch_peak_z"] = motion.min_patch_peak_z
+    state.report.info(f"motion ({motion.method}): largest shift {motion.max_shift():.2f} px; {motion.unshifted()}")
 
 
 def _stage_preprocess(state: RunState) -> None:

@@ -173,16 +173,13 @@ def test_hits_are_counted_by_origin(result_path, tmp_path, capsys):
 
 
 def test_run_on_pure_noise_finds_no_cells_and_still_writes_figures(tmp_path):
-    """The local method can find 0 cells; the run must still succeed (result and figures). Not
-    registered: rigid registration of pure noise shifts its frames up to motion.max_shift to align
-    noise with noise, which gives the mean image structure its noise image lacks (and the filled
-    search false somata; a known fault of the motion stage, issue 15's note)."""
+    """The local method can find 0 cells; the run must still succeed (result and figures)."""
     from caimg_nmf.cli import main
     noise = np.random.default_rng(0).normal(100, 1, (60, 32, 40)).astype(np.float32)
     np.save(tmp_path / "noise.npy", noise)
     out = tmp_path / "r" / "result.h5"
     rc = main(["run", "--input", str(tmp_path / "noise.npy"), "--frame-rate", "10", "--cell-diameter", "6",
-               "--set", "detect.min_pnr=1000", "--set", "motion.method=none", "--output", str(out), "--quiet"])   # no seed can pass
+               "--set", "detect.min_pnr=1000", "--output", str(out), "--quiet"])   # no seed can pass
     assert rc == 0
     from caimg_nmf.io import Result
     assert Result.load(out).n_cells == 0

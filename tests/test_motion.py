@@ -282,3 +282,119 @@ def test_out_may_be_the_input_array(rigid_movie):
     r = correct_motion(mov, _cfg(chunk_frames=5), out=mov)  # in place, on purpose
     assert r.frames is mov
     np.testing.assert_allclose(mov, expected, atol=1e-5)
+
+
+# --- A shift only where the registration says something (issue 15's note) -------------------
+# Phase correlation always has a highest point, even for a frame without structure; registering
+# pure noise shifted its frames up to max_shift to align noise with noise, which gave the mean image
+# structure the noise image lacks, and the mean-image soma search false cells.
+
+def _noise(shape, seed):
+    return np.random.default_rng(seed).normal(100, 1, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["rigid", "piecewise"])
+@pytest.mark.parametrize("shape, seed", [((60, 32, 40), 0), ((60, 48, 48), 1), ((80, 40, 64), 2), ((40, 64, 96), 3)],
+                         ids=["60x32x40", "60x48x48", "80x40x64", "40x64x96"])
+def test_pure_noise_is_not_shifted(shape, seed, method):
+    """A movie of pure noise: no frame (and no patch) moves more than a fraction of a pixel, and the
+    frames' correlation peaks do not stand out."""
+    r = correct_motion(_noise(shape, seed), _cfg(method=method, patch_size=24, patch_overlap=8))
+    assert r.method == method
+    assert np.abs(r.shifts).max() <= 0.25
+    assert r.peak_z.shape == (shape[0],) and r.min_peak_z > 4.0
+    assert np.mean(r.peak_z <= r.min_peak_z) >= 0.9
+    if method == "piecewise":
+        assert np.abs(r.patch_shifts).max() <= 0.25
+        assert r.patch_peak_z.shape == r.patch_shifts.shape[:3] and r.min_patch_peak_z > 4.0
+    assert f"{np.sum(r.peak_z <= r.min_peak_z)} of {shape[0]} frames kept shift 0" in r.unshifted()
+
+
+@pytest.fixture(scope="module")
+def unregistered_noise_cells():
+    """Cells the pipeline finds on the noise movies without registration, by seed."""
+    import caimg_nmf
+    return {seed: caimg_nmf.run(movie=_noise((60, 32, 40), seed), cell_diameter=6, frame_rate=10, save=False,
+                                quiet=True, overrides={"detect.min_pnr": 1000, "motion.method": "none"}).n_cells
+            for seed in (0, 3)}
+
+
+@pytest.mark.parametrize("method", ["rigid", "piecewise"])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_run_on_pure_noise_registration_adds_no_cells(seed, method, unregistered_noise_cells, tmp_path):
+    """caimg_nmf.run on pure noise with motion correction finds what it finds without it (no
+    cell: no seed passes min_pnr, and the mean image of unshifted noise holds no soma). The peaks'
+    z-scores and thresholds are saved."""
+    import caimg_nmf
+    r = caimg_nmf.run(movie=_noise((60, 32, 40), seed), cell_diameter=6, frame_rate=10, output=tmp_path / "r.h5",
+                      figures=False, quiet=True, overrides={"detect.min_pnr": 1000, "motion.method": method,
+                                                            "motion.patch_size": 16, "motion.patch_overlap": 4})
+    assert unregistered_noise_cells[seed] == 0
+    assert r.n_cells == 0
+    assert np.abs(r.extras["motion/shifts"]).max() <= 0.25
+    back = caimg_nmf.Result.load(tmp_path / "r.h5")
+    z = back.get("motion/peak_z")
+    assert z.shape == (60,) and (z <= back.attrs["motion_min_peak_z"]).mean() >= 0.9
+    if method == "piecewise":
+        assert back.get("motion/patch_peak_z").shape == back.get("motion/patch_shifts").shape[:3]
+        assert back.attrs["motion_min_patch_peak_z"] > 4.0
+    else:
+        assert back.get("motion/patch_peak_z") is None and "motion_min_patch_peak_z" not in back.attrs
+
+
+def test_dim_structure_with_planted_shifts_is_still_registered():
+    """Texture whose contrast (std 8) is under half of each frame's noise (20), moved by up to
+    +-6 px: every frame's peak stands out and the planted shifts are found as before the peaks
+    were judged (RMS error 0.60 px, up to the template's anchor, a common offset)."""
+    rng = np.random.default_rng(7)
+    base = _base_image(rng)
+    d = rng.uniform(-6, 6, (T, 2))
+    d -= d.mean(axis=0)
+    mov = np.stack([ndimage.shift(base, d[t], order=3, mode="nearest") for t in range(T)])
+    mov = (mov + rng.normal(0, 20, mov.shape)).astype(np.float32)
+    r = correct_motion(mov, _cfg())
+    assert (r.peak_z > r.min_peak_z).all(), np.sort(r.peak_z)[:5]
+    err = r.shifts + d
+    rms = np.sqrt(((err - err.mean(axis=0)) ** 2).sum(axis=1).mean())
+    assert rms < 0.65, rms
+    assert r.unshifted().startswith(f"0 of {T} frames kept shift 0")
+
+
+def test_piecewise_patches_without_structure_keep_the_rigid_shift():
+    """Texture on the left half of the field only, the right half flat (a dark region) plus noise:
+    the patches wholly on the right have nothing to register and keep their frame's rigid shift;
+    those on the left follow the planted motion."""
+    rng = np.random.default_rng(8)
+    h, w, t_total, size = 96, 192, 30, 48
+    base = _base_image(rng, h, w)
+    base[:, w // 2:] = 100.0
+    d = rng.uniform(-3, 3, (t_total, 2))
+    d -= d.mean(axis=0)
+    mov = np.stack([ndimage.shift(base, d[t], order=3, mode="nearest") for t in range(t_total)])
+    mov = (mov + rng.normal(0, 3, mov.shape)).astype(np.float32)
+    r = correct_motion(mov, _cfg(method="piecewise", patch_size=size, patch_overlap=16))
+    starts = r.patch_centers[1] - (size - 1) / 2
+    right = starts >= w // 2 + 6   # the patch's columns hold no texture, whatever the shift
+    left = starts + size <= w // 2
+    assert right.sum() >= 2 and left.sum() >= 2
+    np.testing.assert_array_equal(r.patch_shifts[:, :, right], np.broadcast_to(
+        r.shifts[:, None, None, :], r.patch_shifts[:, :, right].shape))
+    assert (r.patch_peak_z[:, :, right] <= r.min_patch_peak_z).all()
+    assert (r.patch_peak_z[:, :, left] > r.min_patch_peak_z).all()
+    rms_left = np.sqrt(np.mean((r.patch_shifts[:, :, left] + d[:, None, None, :]) ** 2))
+    assert rms_left < 0.4, rms_left
+
+
+def test_correlation_significance_is_calibrated_on_noise():
+    """Noise frames against an unrelated noise template pass the threshold for a false rate of 5 %
+    about that often, not more (and the test is not blind: not 10 times less)."""
+    from caimg_nmf.stages import _motion_kernels as K
+    rng = np.random.default_rng(9)
+    h, w, limit = 32, 40, (8, 10)
+    win, filt = K.taper_window(h, w), K.band_pass(h, w, 1.0)
+    ref = K.reference_spectrum(rng.normal(0, 1, (h, w)).astype(np.float32), win, filt)
+    threshold = K.significance_threshold(17 * 21, 0.05)
+    peaks, _, z = K.find_peaks(rng.normal(0, 1, (3000, h, w)).astype(np.float32), ref, win, limit, 10, min_z=threshold)
+    passed = z > threshold
+    assert 0.005 <= passed.mean() <= 0.05, passed.mean()
+    assert not peaks[~passed].any() and np.abs(peaks[passed]).max() > 1

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 import scipy.fft as sfft
-from scipy import ndimage
+from scipy import ndimage, special
 
 _WORKERS = max(1, os.cpu_count() or 1)
 HIGHPASS_FACTOR = 8.0  # the wide Gaussian of the difference of Gaussians, in units of sigma
@@ -82,8 +82,31 @@ def reference_spectrum(template: np.ndarray, win: np.ndarray, filt):
     return R.astype(np.complex64)
 
 
+def null_spread(win: np.ndarray) -> np.ndarray:
+    """Relative spread (h, w) of the correlation surface at each lag when the frame matches nothing.
+
+    Whitening makes the surface's mean square the same for every frame (Parseval), but not even over
+    lags: the taper weights the middle of the frames, so at small lags more weighted pixels overlap.
+    Under the null the variance at lag d follows the autocorrelation of the squared taper,
+    ``h*w * sum_x win(x)**2 win(x+d)**2 / (sum_x win(x)**2)**2`` (mean 1 over all lags; up to 1.25
+    at lag 0, slightly above what whitened noise shows: conservative). Returns its square root.
+    """
+    w2 = win.astype(np.float64) ** 2
+    h, w = win.shape
+    auto = sfft.irfft2(np.abs(sfft.rfft2(w2)) ** 2, s=(h, w))
+    return np.sqrt(np.maximum(auto * (h * w) / w2.sum() ** 2, 1e-12))
+
+
+def significance_threshold(n_lags: int, false_rate: float) -> float:
+    """z a peak must exceed so that pure noise passes with probability at most ``false_rate``.
+
+    Bonferroni over the ``n_lags`` lags searched (under the null the surface's values are about
+    Gaussian; neighbouring lags are correlated, which makes this conservative)."""
+    return float(-special.ndtri(false_rate / max(int(n_lags), 1)))
+
+
 def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: int,
-               center=None, radius=None, heights: bool = False):
+               center=None, radius=None, min_z: float = 0.0, judge=(), spread=None):
     """Cross-correlation peaks (n, 2) float64 of each frame of ``block`` against the template.
 
     Parameters
@@ -96,33 +119,53 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     center, radius : optional (n, 2) centres and (ry, rx) integer radii: only peaks within
         ``radius`` (and ``limit``) of the centre are searched, and the refined peak is kept
         within ``radius`` of the (unrounded) centre.
-    heights : also return the correlation at each peak (n,), a match quality in [0, 1] (about);
-        constant frames get 0.
-    Constant frames get their centre (0 without one).
+    min_z : a peak must stand out from the correlation surface's own noise: the highest point of
+        the surface over its root mean square (scaled by :func:`null_spread` at its lag) is its z,
+        which must exceed ``min_z`` (see :func:`significance_threshold`). 0 accepts every peak.
+    judge : [(rows, spectrum)]: frames (indices into ``block``) whose peaks must be confirmed by
+        another reference (as ``ref_spec``, not None): for frames that are part of the template,
+        the rest of it (a frame always matches its own copy). Their z is that of the correlation
+        with it at their peak's lag (at most its highest point, so the threshold for the whole
+        search holds). A frame whose peak is not confirmed (z at most ``min_z``) is searched again
+        on that reference alone: its own copy may have drawn the peak to where the frame was
+        first put.
+    spread : ``null_spread(win)``, when the caller has it.
+
+    Returns
+    -------
+    peaks : (n, 2) float64. Constant frames, and frames whose peak does not stand out, get their
+        centre (0 without one): nothing says where else they should go.
+    heights : (n,) correlation at each peak, a match quality in [0, 1] (about); constant frames 0.
+    z : (n,) float64 significance (0 for constant frames).
     """
     n, h, w = block.shape
     cen_f = np.zeros((n, 2)) if center is None else np.asarray(center, dtype=np.float64)
     if ref_spec is None or n == 0:
-        return (cen_f.copy(), np.zeros(n)) if heights else cen_f.copy()
+        return cen_f.copy(), np.zeros(n), np.zeros(n)
     ly, lx = int(np.floor(limit[0])), int(np.floor(limit[1]))
     ry, rx = (ly, lx) if radius is None else (min(int(radius[0]), (h - 1) // 2), min(int(radius[1]), (w - 1) // 2))
     cen = np.rint(cen_f).astype(np.int64)
     cen[:, 0] = np.clip(cen[:, 0], -ly, ly)
     cen[:, 1] = np.clip(cen[:, 1], -lx, lx)
-
-    R = _whitened(_centred(block, win))
-    R *= ref_spec
-    cc = sfft.irfft2(R, s=(h, w), axes=(-2, -1), workers=_WORKERS)
-
     py = cen[:, :1] + np.arange(-ry, ry + 1)            # (n, 2ry+1) candidate rows
     px = cen[:, 1:] + np.arange(-rx, rx + 1)
-    rows = np.arange(n)[:, None, None]
-    vals = cc[rows, (py % h)[:, :, None], (px % w)[:, None, :]]
     allowed = (np.abs(py) <= ly)[:, :, None] & (np.abs(px) <= lx)[:, None, :]
-    vals = np.where(allowed, vals, -np.inf).reshape(n, -1)
-    iy, ix = np.unravel_index(vals.argmax(axis=1), (py.shape[1], px.shape[1]))
-    peak = np.stack([py[np.arange(n), iy], px[np.arange(n), ix]], axis=1).astype(np.float64)
-    height = vals.max(axis=1).astype(np.float64)
+
+    spread = null_spread(win) if spread is None else spread
+    R = _whitened(_centred(block, win))
+    judged = [(rows, R[rows] * spec) for rows, spec in judge]   # before R is multiplied in place
+    R *= ref_spec
+    peak, height, z = _best_lag(sfft.irfft2(R, s=(h, w), axes=(-2, -1), workers=_WORKERS), py, px, allowed, spread)
+    for rows, cross in judged:
+        z[rows] = _z_at(cross, peak[rows], spread)
+        again = z[rows] <= min_z
+        if min_z > 0 and again.any():
+            redo = rows[again]
+            R[redo] = cross[again]  # the sub-pixel refinement too
+            peak[redo], height[redo], z[redo] = _best_lag(
+                sfft.irfft2(cross[again], s=(h, w), axes=(-2, -1), workers=_WORKERS),
+                py[redo], px[redo], allowed[redo], spread)
+    del judged
     if upsample > 1:
         peak, up_height = _refine(R, peak, h, w, upsample)
         height = np.maximum(height, up_height / (h * w))
@@ -131,11 +174,51 @@ def find_peaks(block: np.ndarray, ref_spec, win: np.ndarray, limit, upsample: in
     if radius is not None:
         peak = np.clip(peak, cen_f - np.asarray(radius, float), cen_f + np.asarray(radius, float))
     flat = ~has_structure(block)
-    peak[flat] = cen_f[flat]
-    if heights:
-        height[flat] = 0.0
-        return peak, height
-    return peak
+    z[flat] = 0.0
+    height[flat] = 0.0
+    unmoved = flat | (z <= min_z) if min_z > 0 else flat
+    peak[unmoved] = cen_f[unmoved]
+    return peak, height, z
+
+
+def _best_lag(cc: np.ndarray, py, px, allowed, spread: np.ndarray):
+    """Highest candidate lag of each correlation surface (n, h, w): integer peak (n, 2), height (n,)
+    and its z (height over the surface's root mean square and the null spread at that lag)."""
+    n, h, w = cc.shape
+    rows = np.arange(n)[:, None, None]
+    vals = cc[rows, (py % h)[:, :, None], (px % w)[:, None, :]]
+    vals = np.where(allowed, vals, -np.inf).reshape(n, -1)
+    iy, ix = np.unravel_index(vals.argmax(axis=1), (py.shape[1], px.shape[1]))
+    peak = np.stack([py[np.arange(n), iy], px[np.arange(n), ix]], axis=1).astype(np.float64)
+    height = vals.max(axis=1).astype(np.float64)
+    rms = np.sqrt(np.einsum("nij,nij->n", cc, cc).astype(np.float64) / (h * w))   # float32 sums: to ~1e-5
+    at_peak = spread[peak[:, 0].astype(np.int64) % h, peak[:, 1].astype(np.int64) % w]
+    return peak, height, height / np.maximum(rms * at_peak, 1e-30)
+
+
+def _half_weights(w: int) -> np.ndarray:
+    """Weights of the columns of a half spectrum (w//2+1) standing for the whole: 2, but 1 for the
+    zero frequency and (w even) the Nyquist column."""
+    weight = np.full(w // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if w % 2 == 0:
+        weight[-1] = 1.0
+    return weight
+
+
+def _z_at(cross: np.ndarray, lags: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """z of the correlation whose half spectrum is ``cross`` (n, h, w//2+1) at integer ``lags``
+    (n, 2): its value there (an inverse DFT at one point) over the surface's root mean square
+    (Parseval) and the null spread at that lag; without the whole inverse FFT."""
+    n, h, wk = cross.shape
+    w = spread.shape[1]
+    weight = _half_weights(w)
+    ey = np.exp(2j * np.pi * lags[:, :1] * sfft.fftfreq(h)).astype(np.complex64)                    # (n, h)
+    ex = (np.exp(2j * np.pi * lags[:, 1:] * sfft.rfftfreq(w)) * weight).astype(np.complex64)       # (n, wk)
+    value = np.einsum("nk,nk->n", np.matmul(ey[:, None, :], cross)[:, 0, :], ex).real
+    power = np.einsum("nhk,k->n", cross.real ** 2 + cross.imag ** 2, weight.astype(np.float32))
+    at = spread[lags[:, 0].astype(np.int64) % h, lags[:, 1].astype(np.int64) % w]
+    return value / np.maximum(np.sqrt(power.astype(np.float64)) * at, 1e-30)
 
 
 def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndarray:
@@ -146,10 +229,7 @@ def _refine(R: np.ndarray, peak: np.ndarray, h: int, w: int, up: int) -> np.ndar
     off = (np.arange(m) - m // 2) / up
     fy = sfft.fftfreq(h)
     fx = sfft.rfftfreq(w)
-    weight = np.full(fx.size, 2.0)  # the half spectrum stands for both halves: Re(sum) with weights
-    weight[0] = 1.0
-    if w % 2 == 0:
-        weight[-1] = 1.0
+    weight = _half_weights(w)  # the half spectrum stands for both halves: Re(sum) with weights
     ypos = peak[:, :1] + off                               # (n, m)
     xpos = peak[:, 1:] + off
     ey = np.exp(2j * np.pi * ypos[:, :, None] * fy[None, None, :]).astype(np.complex64)    # (n, m, h)
