@@ -754,6 +754,9 @@ def _run_locked(cfg, report, movie, out_path, draw, started) -> Result:
                 stage(state)
                 timings[name] = round(time.perf_counter() - t0, 3)
             result = _assemble(state, timings, time.perf_counter() - started)
+            # the prepared movie (T x H x W float32) is not needed past here: the save and the figures
+            # (which read the few frames they show again from the input) run without it
+            state.frames = None
             if out_path is not None:
                 inputs = _input_files(cfg, state.movie)
                 result.save(out_path, overwrite=cfg.output.overwrite, inputs=inputs)
@@ -815,5 +818,6 @@ def _write_figures(result, folder, cfg, report, movie=None, inputs=()):
 
     # figures of another run there were refused at the start unless output.overwrite is set
     written = make_figures(result, folder, movie=movie, formats=cfg.figures.formats,
-                           style=cfg.figure_style(), dpi=cfg.figures.dpi, overwrite=True, inputs=inputs)
+                           style=cfg.figure_style(), dpi=cfg.figures.dpi, overwrite=True, inputs=inputs,
+                           report=report)
     report.info(f"figures: {sum(len(v) for v in written.values())} files in {folder}")
