@@ -59,7 +59,11 @@ class InputConfig:
                                        "voltage imaging and line scans are the fastest recordings; a larger value is "
                                        "a unit mix-up.",
                                        min=0.0, min_exclusive=True, max=10000.0, unit="Hz")
-    pixel_size_um: Optional[float] = _key(None, "Pixel size in micrometres (scale bars). Omit if unknown.",
+    pixel_size_um: Optional[float] = _key(None, "Pixel size of the recording in micrometres (scale bars of the "
+                                          "figures, the result's pixel_size_um). Omit to read it from the file "
+                                          "(ImageJ resolution and unit, OME PhysicalSizeX; an HDF5 pixel_size_um "
+                                          "or element_size_um attribute); when the file does not say it either, "
+                                          "scale bars are in pixels. A value set here wins over the file's.",
                                           min=0.0, min_exclusive=True, max=1000.0, unit="µm")
     cell_diameter: Optional[float] = _key(None, "Typical cell diameter in pixels. Omit to estimate it "
                                           "from the movie. At least 2 px and at most a quarter of the "

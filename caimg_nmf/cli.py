@@ -303,6 +303,7 @@ def cmd_info(args) -> int:
 def cmd_figures(args) -> int:
     from .config import check_key
     from .figures import make_figures
+    from .progress import Reporter
 
     check_key("figures.dpi", args.dpi, label=f"--dpi {args.dpi}")
     out_dir = Path(args.out) if args.out else Path(args.result).resolve().parent / "figures"
@@ -314,7 +315,7 @@ def cmd_figures(args) -> int:
     inputs = [args.result, args.movie, args.style if args.style and os.path.isfile(args.style) else None]
     written = make_figures(args.result, out_dir, movie=movie, formats=tuple(args.format or ("png", "pdf")),
                            style=args.style, dpi=args.dpi, overwrite=args.overwrite, inputs=inputs,
-                           movie_label=f"--movie {args.movie}")
+                           movie_label=f"--movie {args.movie}", report=Reporter(quiet=args.quiet))
     for name, paths in written.items():
         print(f"{name}: {', '.join(str(p) for p in paths)}")
     return EXIT_OK

@@ -43,6 +43,7 @@ class RunState:
     frames: np.ndarray | None = None        # (T, H, W) float32, nonnegative after preprocess
     frame_rate: float = 0.0                 # after temporal binning
     input_rate: float = 0.0                 # of the recording as read (config, file, or assumed)
+    pixel_size_um: float | None = None      # of the recording as read (config or file); None: unknown
     baseline: np.ndarray | None = None      # (H, W)
     mean_image: np.ndarray | None = None    # (H, W)
     footprints: np.ndarray | None = None    # (K, H, W), peak 1
@@ -71,6 +72,7 @@ def _stage_load(state: RunState) -> None:
     _check_against_frame(state.cfg, movie.shape)  # before the input is hashed: refused at once
     state.attrs.update(input_identity(movie))
     state.input_rate, state.attrs["frame_rate_source"] = _input_frame_rate(cfg, movie, state.report)
+    state.pixel_size_um, state.attrs["pixel_size_source"] = _input_pixel_size(cfg, movie, state.report)
 
 
 #: The frame rate assumed when neither the config nor the file gives one.
@@ -81,24 +83,45 @@ def _input_frame_rate(cfg, movie, report) -> tuple[float, str]:
     """The recording's frame rate and where it came from: the config (input.frame_rate, --frame-rate
     or a keyword; it wins over the file, with a warning when they disagree), the file's metadata, or
     assumed (10 Hz, with a warning: ΔF/F windows, spike kinetics and time axes depend on it)."""
-    stated = getattr(movie, "frame_rate", None)
-    if cfg.frame_rate is not None:
-        if stated and abs(stated - cfg.frame_rate) > 1e-3 * stated:
-            report.warn(f"input.frame_rate = {cfg.frame_rate:g} Hz disagrees with the {stated:g} Hz that "
-                        f"{movie.source} states; using {cfg.frame_rate:g} Hz as configured")
-        return float(cfg.frame_rate), "config"
-    if stated:
-        try:  # metadata has the bounds of input.frame_rate: 1e300 Hz from a file is as absurd as typed
-            check_key("input.frame_rate", float(stated), label=f"{movie.source} states a frame rate of {stated:g} Hz")
-        except ConfigError as exc:
-            raise ConfigError(f"{exc}; the file's metadata is wrong. Set the real rate with input.frame_rate "
-                              "(--frame-rate HZ).") from None
-        report.info(f"frame rate {stated:g} Hz, as the file states")
-        return float(stated), "file"
+    rate, source = _configured_or_stated("frame_rate", cfg, movie, report, what="frame rate", unit="Hz",
+                                         how_to_set="--frame-rate HZ")
+    if rate is not None:
+        return rate, source
     report.warn(f"the frame rate is not set and {movie.source} does not state it: assuming "
                 f"{ASSUMED_FRAME_RATE:g} Hz. Set input.frame_rate (--frame-rate HZ); ΔF/F windows, spike "
                 "kinetics and time axes depend on it")
     return ASSUMED_FRAME_RATE, "assumed"
+
+
+def _input_pixel_size(cfg, movie, report) -> tuple[float | None, str]:
+    """The recording's pixel size (µm) and where it came from: the config (input.pixel_size_um; it
+    wins over the file, with a warning when they disagree), the file's metadata, or "unknown" (None:
+    scale bars in pixels)."""
+    size, source = _configured_or_stated("pixel_size_um", cfg, movie, report, what="pixel size", unit="µm",
+                                         how_to_set="--set input.pixel_size_um=UM")
+    return (size, source) if size is not None else (None, "unknown")
+
+
+def _configured_or_stated(key, cfg, movie, report, *, what, unit, how_to_set) -> tuple[float | None, str | None]:
+    """(value, "config") of ``input.<key>`` when set (it wins over the file's ``movie.<key>``, with a
+    warning when they disagree), else (the file's value, "file") when the file states one within the
+    key's bounds (beyond them: ConfigError, the metadata is as absurd as such a value typed), else
+    (None, None)."""
+    configured, stated = getattr(cfg, key), getattr(movie, key, None)
+    if configured is not None:
+        if stated and abs(stated - configured) > 1e-3 * stated:
+            report.warn(f"input.{key} = {configured:g} {unit} disagrees with the {stated:g} {unit} that "
+                        f"{movie.source} states; using {configured:g} {unit} as configured")
+        return float(configured), "config"
+    if not stated:
+        return None, None
+    try:
+        check_key(f"input.{key}", float(stated), label=f"{movie.source} states a {what} of {stated:g} {unit}")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; the file's metadata is wrong. Set the real {what} with input.{key} "
+                          f"({how_to_set}).") from None
+    report.info(f"{what} {stated:g} {unit}, as the file states")
+    return float(stated), "file"
 
 
 def _stage_prepare(state: RunState) -> None:
@@ -737,6 +760,9 @@ def _run_locked(cfg, report, movie, out_path, draw, started) -> Result:
                 stage(state)
                 timings[name] = round(time.perf_counter() - t0, 3)
             result = _assemble(state, timings, time.perf_counter() - started)
+            # the prepared movie (T x H x W float32) is not needed past here: the save and the figures
+            # (which read the few frames they show again from the input) run without it
+            state.frames = None
             if out_path is not None:
                 inputs = _input_files(cfg, state.movie)
                 result.save(out_path, overwrite=cfg.output.overwrite, inputs=inputs)
@@ -766,8 +792,8 @@ def _assemble(state: RunState, timings: dict, elapsed: float) -> Result:
     attrs = {**provenance_attrs(), **state.attrs, "config": cfg.to_toml(),
              "frame_rate": float(state.frame_rate), "elapsed_s": round(elapsed, 3),
              "stage_timings": timings, "warnings": list(state.report.warnings)}
-    if cfg.input.pixel_size_um is not None:
-        attrs["pixel_size_um"] = cfg.input.pixel_size_um * cfg.preprocess.spatial_bin
+    if state.pixel_size_um is not None:
+        attrs["pixel_size_um"] = state.pixel_size_um * cfg.preprocess.spatial_bin
     return Result(footprints=state.footprints, traces=state.traces, dff=state.dff,
                   roi_masks=state.masks, mean_image=state.mean_image, loss=state.loss,
                   extras=state.extras, attrs=attrs)
@@ -798,5 +824,6 @@ def _write_figures(result, folder, cfg, report, movie=None, inputs=()):
 
     # figures of another run there were refused at the start unless output.overwrite is set
     written = make_figures(result, folder, movie=movie, formats=cfg.figures.formats,
-                           style=cfg.figure_style(), dpi=cfg.figures.dpi, overwrite=True, inputs=inputs)
+                           style=cfg.figure_style(), dpi=cfg.figures.dpi, overwrite=True, inputs=inputs,
+                           report=report)
     report.info(f"figures: {sum(len(v) for v in written.values())} files in {folder}")

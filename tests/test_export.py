@@ -164,7 +164,8 @@ def test_one_naming_for_cells_in_csv_imagej_and_figures(tmp_path):
         [n.removeprefix("cell_") for n in names]
     assert [ln.get_label() for ln in traces_stacked(r).axes[0].get_lines()
             if (ln.get_gid() or "").startswith("trace_")] == names
-    assert [a.get_label() for a in footprint_montage(r).axes if a.get_visible()] == names
+    assert [p.get_label() for p in footprint_montage(r).axes[0].patches
+            if (p.get_gid() or "").startswith("footprint_")] == names
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask022", "umask002"])

@@ -62,6 +62,15 @@ def cell_lines(ax):
     return [ln for ln in ax.get_lines() if ln.get_label().startswith("cell_")]
 
 
+def texts(fig, prefix):
+    """The texts of a figure whose gid starts with ``prefix`` (e.g. "cell_id_"), in drawing order."""
+    return [t for ax in fig.axes for t in ax.texts if (t.get_gid() or "").startswith(prefix)]
+
+
+def image_axes(fig):
+    return [a for a in fig.axes if a.get_label() != "<colorbar>"]
+
+
 # -- contours ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("background", ["mean", "correlation"])
 def test_contours_one_line_per_cell_in_cell_colours(background):
@@ -95,8 +104,8 @@ def test_contours_dash_the_cells_found_in_the_mean_image():
 def test_contours_both_panels():
     r, _ = planted(K=3)
     fig = contours(r, "both")
-    assert len(fig.axes) == 2
-    assert all(len(cell_lines(ax)) == 3 for ax in fig.axes)
+    assert len(image_axes(fig)) == 2
+    assert all(len(cell_lines(ax)) == 3 for ax in image_axes(fig))
 
 
 def test_scalebar_in_um_when_pixel_size_known_else_px():
@@ -164,7 +173,7 @@ def test_motion_rank_rejected_loss():
     assert "5" in fig.axes[0].get_title()
     assert all(any(np.allclose(ln.get_xdata(), 5) for ln in a.get_lines()) for a in fig.axes)
     fig = rejected(r)
-    assert [a.get_xlabel() for a in fig.axes if a.get_visible()] == ["low SNR", "too small"]
+    assert [t.get_text() for t in texts(fig, "reason_")] == ["low SNR", "too small"]
     ax = nmf_loss(r).axes[0]
     assert ax.get_xlabel() == "Iteration" and len(ax.get_lines()[0].get_ydata()) == 40
 
@@ -180,8 +189,8 @@ def test_rejected_shows_every_kind_of_reason():
     r.extras.update({"rejected/footprints": fps, "rejected/reasons": reasons,
                      "rejected/traces": np.zeros((n_bg + n_snr, r.traces.shape[1]), np.float32)})
     fig = rejected(r, max_shown=20)
-    labels = [a.get_xlabel() for a in fig.axes if a.get_visible()]
-    titles = [a.get_title() for a in fig.axes if a.get_visible()]
+    labels = [t.get_text() for t in texts(fig, "reason_")]
+    titles = [t.get_text() for t in texts(fig, "rejected_")]
     assert len(labels) == 20 and sum(lb.startswith("low SNR") for lb in labels) == n_snr
     assert titles[0] == "#0" and "#70" in titles     # panels keep their index in /rejected/
     assert "70 spread over its window; 5 low SNR" in fig._suptitle.get_text()
@@ -191,14 +200,16 @@ def test_rejected_shows_every_kind_of_reason():
 def test_montage_ids_and_pages():
     r, _ = planted(K=7)
     fig = footprint_montage(r)
-    shown = [a for a in fig.axes if a.get_visible()]
-    assert len(shown) == 7
-    ids = [t.get_text() for a in shown for t in a.texts]
+    frames = [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("footprint_")]
+    assert [p.get_label() for p in frames] == [f"cell_{k:03d}" for k in range(7)]
+    colors = cell_colors(7)
+    assert all(matplotlib.colors.same_color(p.get_edgecolor(), colors[k]) for k, p in enumerate(frames))
+    ids = [t.get_text() for t in texts(fig, "cell_id_")]
     assert ids == [f"{k:03d}" for k in range(7)]
     assert montage_pages(250) == 3 and montage_pages(0) == 1
     big, _ = planted(K=230, H=60, W=60, T=20, extras=False)
     last = footprint_montage(big, page=2)
-    assert len([a for a in last.axes if a.get_visible()]) == 30
+    assert [t.get_text() for t in texts(last, "cell_id_")] == [f"{k:03d}" for k in range(200, 230)]
     with pytest.raises(InputError):
         footprint_montage(big, page=3)
 
@@ -306,3 +317,275 @@ def test_custom_style_file_overrides(tmp_path):
     with pytest.raises(InputError, match="not found"):
         traces_stacked(r, style=str(tmp_path / "missing.mplstyle"))
     assert matplotlib.rcParams["axes.labelsize"] != 13  # styles do not leak
+
+
+# -- what a reader saw on the real recording -----------------------------------------------------
+REAL_REASONS = [
+    "spread over its window: 0.152 of the window's rim in its mask > max_rim 0.15 (background or neuropil, not a cell)",
+    "scattered: 0.83 of the footprint inside its mask < min_concentration 0.85",
+    "inconsistent: the movie at its strongest frames correlates 0.59 with the footprint < min_consistency 0.6",
+    "area 25 px < min_area 33 px", "low SNR 2.7 < 3.0", "merged into 5", "compactness 0.26 < min_compactness 0.35",
+]
+
+
+def _with_rejected(r, reasons, n=None):
+    n = n or len(reasons)
+    reasons = [reasons[i % len(reasons)] for i in range(n)]
+    r.extras.update({"rejected/footprints": np.repeat(r.footprints[:1], n, axis=0),
+                     "rejected/traces": np.zeros((n, r.n_frames), np.float32), "rejected/reasons": reasons})
+    return r
+
+
+def _outside_figure(fig):
+    """Texts that reach past the figure's edges once drawn (cut off in the saved file)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    out = []
+    for t in fig.findobj(matplotlib.text.Text):
+        if not t.get_visible() or not t.get_text():
+            continue
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
+            out.append(t.get_text())
+    return out
+
+
+@pytest.mark.parametrize("style", ["paper", "screen"])
+@pytest.mark.parametrize("n", [7, 60], ids=["one-row", "eight-rows"])
+def test_rejected_captions_whole_and_inside_the_figure(style, n):
+    """The real recording's rejection reasons: captions were cut after three lines mid-sentence
+    ("...of the window's rim in its") and could reach past the bottom edge."""
+    r, _ = planted(K=3)
+    fig = rejected(_with_rejected(r, REAL_REASONS, n), style=style)
+    assert _outside_figure(fig) == []
+    captions = [t.get_text() for t in texts(fig, "reason_")]
+    assert len(captions) == n
+    for caption, reason in zip(captions, [REAL_REASONS[i % 7] for i in range(n)]):
+        flat = " ".join(caption.split())
+        assert caption.count("\n") <= 2
+        # whole, or shortened to the kind, the value and the test failed: never cut off mid-sentence
+        assert flat == reason or flat.endswith(reason.split(" < ")[-1].split(" > ")[-1].split(" (")[0]), caption
+    if n == 60:   # eight columns: the long reasons are shortened to the kind, the value and the test failed
+        assert "spread over its window: 0.152 > max_rim 0.15" in [" ".join(c.split()) for c in captions]
+
+
+def test_reason_caption_never_cuts_silently():
+    from caimg_nmf.figures.spatial import reason_caption
+
+    assert reason_caption("low SNR 2.7 < 3.0", 20) == "low SNR 2.7 < 3.0"
+    assert reason_caption(REAL_REASONS[0], 40).replace("\n", " ") == REAL_REASONS[0]   # 3 lines of 40: whole
+    assert reason_caption(REAL_REASONS[0], 30).replace("\n", " ") == \
+        "spread over its window: 0.152 of the window's rim in its mask > max_rim 0.15"   # explanation dropped
+    assert reason_caption(REAL_REASONS[2], 22).replace("\n", " ") == "inconsistent: 0.59 < min_consistency 0.6"
+    long = "a reason in plain words without any test or number that goes on and on for a long while"
+    caption = reason_caption(long, 20)
+    assert caption.count("\n") == 2 and caption.endswith("…")
+
+
+def test_rejected_reads_only_the_footprints_shown():
+    """/rejected/ may hold thousands of full-frame footprints (1308 of 512 x 512 on the 600 x 512 x 512
+    movie: 1.4 GB as float32, converted and normalized whole for a figure that shows 60)."""
+    r, _ = planted(K=3)
+    n = 300
+    stack = np.repeat(r.footprints[:1], n, axis=0).astype(np.float16)
+
+    class Rows:   # an on-demand stack (as an HDF5 dataset is): counts what is read
+        shape, dtype = stack.shape, stack.dtype
+        read = []
+
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            self.read.append(i)
+            return stack[i]
+
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("the whole stack was read")
+
+    r.extras.update({"rejected/footprints": Rows(), "rejected/reasons": ["low SNR 2.0 < 3.0"] * n,
+                     "rejected/traces": np.zeros((n, r.n_frames), np.float32)})
+    fig = rejected(r, max_shown=24)
+    assert len(texts(fig, "reason_")) == 24
+    assert sorted(Rows.read) == list(range(24))
+
+
+def test_reconstruction_without_a_float64_copy_of_all_footprints():
+    """reconstruct_frames made float64 copies of all footprints and all background components
+    (1.9 GB for 448 cells and 441 background components of 512 x 512) to model three frames."""
+    import tracemalloc
+
+    r, _ = planted(K=200, H=64, W=64, T=30, extras=False)
+    whole = r.footprints.size * 8
+    tracemalloc.start()
+    model = reconstruct_frames(r, [0, 5, 9])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < whole / 2, (peak, whole)
+    expected = np.einsum("kt,khw->thw", r.traces[:, [0, 5, 9]].astype(np.float64), r.footprints.astype(np.float64))
+    np.testing.assert_allclose(model, expected, rtol=1e-10, atol=1e-9)
+
+
+def _correlation_with_halos(H=48, W=48):
+    """A correlation image as the detection makes it: about 0.9 everywhere (smoothed neighbours
+    correlate), 1 on cells, and dark high-pass rings (0.55) round them."""
+    rng = np.random.default_rng(3)
+    rr, cc = np.mgrid[:H, :W]
+    img = 0.9 + 0.01 * rng.standard_normal((H, W))
+    halo = np.zeros((H, W), bool)
+    for r0, c0 in ((12, 12), (30, 34)):
+        d = np.hypot(rr - r0, cc - c0)
+        img[d < 4] = 1.0
+        halo |= (d >= 4.5) & (d < 6.5)
+    img[halo] = 0.55
+    return img.astype(np.float32), halo
+
+
+def test_correlation_panel_has_colour_bar_and_no_dark_halos():
+    """The correlation panel had no colour bar, and its range from the 1st percentile drew the
+    high-pass filter's dark rings round every bright cell in black against a grey field."""
+    r, _ = planted(K=3)
+    img, halo = _correlation_with_halos(*r.frame_shape)
+    r.extras["correlation_image"] = img
+    fig = contours(r, "correlation")
+    bars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "Local correlation"
+    im = image_axes(fig)[0].get_images()[0]
+    vmin, vmax = im.get_clim()
+    assert vmin == pytest.approx(float(np.median(img)))
+    assert vmax == pytest.approx(float(np.percentile(img, 99.7)))
+    # halos and the darker half of the background look the same: the floor of the colour scale
+    assert img[halo].max() <= vmin
+    # the mean image has its colour bar too
+    bars = [a for a in contours(r, "mean").axes if a.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "Mean F (a.u.)"
+
+
+def test_correlation_range_never_below_zero():
+    from caimg_nmf.figures.spatial import correlation_limits
+
+    img = np.linspace(-0.4, 0.3, 400).reshape(20, 20)   # median below 0
+    lo, hi = correlation_limits(img)
+    assert lo == 0.0 and hi == pytest.approx(np.percentile(img, 99.7))
+
+
+def _speckled_mask(H=40, W=48, center=(20, 24), radius=6.0, seed=0):
+    """A ROI mask as a footprint fitted to a few noisy events gives: a disc with a ragged edge,
+    one-pixel spikes and stray islands."""
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:H, :W]
+    d = np.hypot(rr - center[0], cc - center[1])
+    mask = d < radius + rng.uniform(-1.5, 1.5, (H, W))
+    for k in range(6):   # spikes out of the edge
+        a = 2 * np.pi * k / 6
+        for s in range(int(radius), int(radius) + 4):
+            mask[int(round(center[0] + s * np.sin(a))), int(round(center[1] + s * np.cos(a)))] = True
+    mask[center[0] - 12, center[1] + 10] = mask[center[0] + 11, center[1] - 13] = True   # islands
+    return mask
+
+
+def test_contours_of_speckled_masks_are_clean_outlines():
+    """From about cell 39 on, the real recording's contours were ragged blobs with spikes and stray
+    pieces: each contour is now one smooth closed outline round the cell, of its size."""
+    from caimg_nmf.figures._common import polygon_area
+
+    r, _ = planted(K=3)
+    masks = np.array([_speckled_mask(seed=s) for s in range(3)])
+    r.roi_masks = masks
+    for k, ln in enumerate(cell_lines(contours(r).axes[0])):
+        x, y = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+        assert np.isfinite(x).all(), "one piece: no islands"
+        area = abs(polygon_area(np.column_stack([y, x])))
+        perimeter = np.hypot(np.diff(x), np.diff(y)).sum()
+        assert 0.75 * np.pi * 36 < area < 1.3 * np.pi * 36        # the disc of radius 6 it stands for
+        assert perimeter / (2 * np.sqrt(np.pi * area)) < 1.1       # nearly a circle: no spikes, no ragged edge
+        assert np.hypot(x.mean() - 24, y.mean() - 20) < 1.0
+
+
+def test_contours_of_tiny_and_border_masks_still_drawn():
+    """A mask of two pixels (blurred away) keeps its exact outline; one at the frame's edge is closed
+    inside the frame."""
+    r, _ = planted(K=2)
+    masks = np.zeros_like(r.roi_masks)
+    masks[0, 10, 10:12] = True
+    masks[1, :8, :8] = True
+    r.roi_masks = masks
+    lines = cell_lines(contours(r).axes[0])
+    for ln in lines:
+        x, y = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+        assert np.isfinite(x).all() and len(x) >= 4
+        assert x.min() >= -0.5 and y.min() >= -0.5
+    x = np.asarray(lines[0].get_xdata(), float)
+    assert 9 <= x.min() and x.max() <= 12
+
+
+# -- progress and memory of make_figures ---------------------------------------------------------
+def test_make_figures_reports_progress_unless_quiet(tmp_path):
+    import io
+
+    from caimg_nmf.progress import Reporter
+
+    r, _ = planted(K=3)
+    stream = io.StringIO()
+    written = make_figures(r, tmp_path / "a", formats=("png",), dpi=50, report=Reporter(stream=stream, bars=False))
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "caimg-nmf: figures ..."
+    assert any(ln.startswith("caimg-nmf: figures: ") and ln.endswith(" figures") and "/" in ln for ln in lines)
+    assert lines[-1].startswith("caimg-nmf: figures: done in ")
+    bar = io.StringIO()
+    make_figures(r, tmp_path / "b", formats=("png",), dpi=50, report=Reporter(stream=bar, bars=True))
+    total = len(written) + 1   # every figure of the plan, the reconstruction (skipped here) too
+    assert f"figures:   0%|          | 0/{total} [" in bar.getvalue()
+    quiet = io.StringIO()
+    make_figures(r, tmp_path / "c", formats=("png",), dpi=50, report=Reporter(quiet=True, stream=quiet))
+    assert quiet.getvalue() == ""
+
+
+def test_figures_command_shows_progress_unless_quiet(tmp_path):
+    from hostile import run_cli
+
+    r, _ = planted(K=2)
+    path = r.save(tmp_path / "r.h5")
+    out = run_cli(["figures", path, "--format", "png", "--dpi", "50"])
+    assert out.code == 0 and "caimg-nmf: figures ..." in out.text and "figures: done in" in out.text
+    out = run_cli(["figures", path, "--format", "png", "--dpi", "50", "--overwrite", "-q"])
+    assert out.code == 0 and "caimg-nmf: figures" not in out.text
+
+
+def test_run_draws_figures_without_holding_the_prepared_movie(tmp_path, monkeypatch):
+    """The figures stage held the prepared movie (T x H x W float32, 630 MB on 600 x 512 x 512) while
+    drawing; the reconstruction reads the three frames it shows again from the input."""
+    import gc
+    import weakref
+
+    import caimg_nmf
+    import caimg_nmf.figures as figures_module
+    from caimg_nmf import pipeline
+    from caimg_nmf.synthetic import scenario
+
+    prepared = []
+    real_prepare = pipeline.pre.prepare_frames
+
+    def prepare(*args, **kwargs):
+        frames = real_prepare(*args, **kwargs)
+        prepared.append(weakref.ref(frames))
+        return frames
+
+    seen = {}
+    real_make = figures_module.make_figures
+
+    def make(*args, **kwargs):
+        gc.collect()
+        seen["alive"] = prepared[0]() is not None
+        return real_make(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.pre, "prepare_frames", prepare)
+    monkeypatch.setattr(figures_module, "make_figures", make)
+    truth = scenario("five_cells")
+    path = tmp_path / "movie.tif"
+    truth.save_movie(path)
+    result = caimg_nmf.run(input=path, output=tmp_path / "out" / "r.h5", cell_diameter=8, frame_rate=10, quiet=True)
+    assert seen == {"alive": False}
+    assert (tmp_path / "out" / "figures" / "reconstruction.png").is_file()
+    assert result.n_cells >= 1

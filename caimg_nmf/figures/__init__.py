@@ -24,9 +24,10 @@ from pathlib import Path
 
 from ..errors import InputError, OutputError
 from ..io.atomic import atomic_path, check_writable_dir
-from ._common import OKABE_ITO, SkipFigure, builtin_styles, cell_colors, log, resolve_style, styled
+from ._common import (OKABE_ITO, SkipFigure, builtin_styles, cell_colors, crop_size, free_figure, log,
+                      resolve_style, styled)
 from .diagnostics import default_frames, nmf_loss, rank_selection, reconstruct_frames, reconstruction
-from .spatial import contours, footprint_montage, montage_pages, rejected
+from .spatial import cell_outlines, contours, footprint_montage, montage_pages, rejected
 from .temporal import motion_shifts, traces_heatmap, traces_stacked
 
 __all__ = ["make_figures", "check_figures_folder", "save_figure", "footprint_montage", "contours", "traces_stacked", "traces_heatmap",
@@ -151,7 +152,7 @@ def check_figures_folder(folder) -> None:
 
 def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="paper", dpi: int = 300,
                  frames=None, max_cells: int = 30, per_page: int = 100, overwrite: bool = True,
-                 inputs=(), movie_label: str = "movie") -> dict[str, list[Path]]:
+                 inputs=(), movie_label: str = "movie", report=None) -> dict[str, list[Path]]:
     """Write every figure that applies to ``result`` (a Result or a path to a result file) into
     ``out_dir``; returns ``{figure name: [paths written]}``.
 
@@ -161,10 +162,14 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
 
     Figures without data (no motion shifts, no rank selection, no rejected components, no
     movie…) are skipped with a log message. The reconstruction uses ``movie`` when given, else the
-    movie at ``attrs["input_path"]`` when that file exists; a ``movie`` given (named ``movie_label``
-    in errors) must have the result's shape. ``dpi`` has the bounds of figures.dpi."""
+    movie at ``attrs["input_path"]`` when that file exists; only the frames it shows are read. A
+    ``movie`` given (named ``movie_label`` in errors) must have the result's shape. ``dpi`` has the
+    bounds of figures.dpi. ``report``: a :class:`caimg_nmf.progress.Reporter` that shows the figures
+    drawn (a bar on a terminal, log lines otherwise, nothing when quiet). Each figure is freed once
+    saved: memory does not grow with the number of figures or montage pages."""
     from ..config import check_key
     from ..io import Result
+    from ..progress import Reporter
 
     check_key("figures.dpi", dpi, label=f"dpi={dpi!r}")
     if not isinstance(result, Result):
@@ -182,6 +187,7 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
         raise OutputError(f"{there[0]} already exists ({len(there)} figure file(s) in {out_dir}). Pass --overwrite "
                           "to replace the figures there, or choose another folder.") from None
     written: dict[str, list[Path]] = {}
+    report = report or Reporter(quiet=True)
 
     def emit(name, build):
         try:
@@ -189,41 +195,66 @@ def make_figures(result, out_dir, *, movie=None, formats=("png", "pdf"), style="
         except SkipFigure as why:
             log.info("figure %s skipped: %s", name, why)
             return
-        written[name] = save_figure(fig, out_dir / name, formats, dpi, overwrite=overwrite, inputs=inputs)
-        fig.clear()
+        try:
+            written[name] = save_figure(fig, out_dir / name, formats, dpi, overwrite=overwrite, inputs=inputs)
+        finally:
+            free_figure(fig)
         log.info("figure %s written: %s", name, ", ".join(p.name for p in written[name]))
 
+    opened = None
     with styled(style):
-        pages = montage_pages(result.n_cells, per_page)
-        for p in range(pages):
-            emit("footprints" if pages == 1 else f"footprints_p{p + 1:02d}",
-                 lambda p=p: footprint_montage(result, page=p, per_page=per_page, style=False))
-        emit("contours_mean", lambda: contours(result, "mean", style=False))
-        if result.get("correlation_image") is not None:
-            emit("contours_correlation", lambda: contours(result, "correlation", style=False))
-        emit("traces_dff", lambda: traces_stacked(result, "dff", max_cells=max_cells, style=False))
-        emit("traces_heatmap", lambda: traces_heatmap(result, style=False))
-        if result.get("spikes") is not None:
-            emit("spikes_heatmap", lambda: traces_heatmap(result, "spikes", style=False))
-        opened = None
+        plan = _figure_plan(result, max_cells=max_cells, per_page=per_page)
         if movie is None:
             try:
                 movie = opened = _open_input_movie(result)
             except InputError as exc:
                 log.info("figure reconstruction skipped: cannot open the input movie (%s)", exc)
-        if movie is None:
-            log.info("figure reconstruction skipped: no movie given and attrs['input_path'] is missing or absent")
-        else:
-            try:
-                emit("reconstruction", lambda: reconstruction(result, movie, frames, style=False))
-            except InputError as exc:
-                log.warning("figure reconstruction skipped: %s", exc)
-            finally:
-                if opened is not None and hasattr(opened, "close"):
-                    opened.close()
-        emit("motion_shifts", lambda: motion_shifts(result, style=False))
-        emit("rank_selection", lambda: rank_selection(result, style=False))
-        emit("rejected", lambda: rejected(result, style=False))
-        emit("nmf_loss", lambda: nmf_loss(result, style=False))
+        try:
+            with report.task("figures", total=len(plan) + 1, unit="figures") as advance:
+                for name, build in plan:
+                    emit(name, build)
+                    advance(1)
+                if movie is None:
+                    log.info("figure reconstruction skipped: no movie given and attrs['input_path'] is missing or "
+                             "absent")
+                else:
+                    try:
+                        emit("reconstruction", lambda: reconstruction(result, movie, frames, style=False))
+                    except InputError as exc:
+                        log.warning("figure reconstruction skipped: %s", exc)
+                advance(1)
+        finally:
+            if opened is not None and hasattr(opened, "close"):
+                opened.close()
     _retire_old_figures(out_dir, written)
     return written
+
+
+def _figure_plan(result, *, max_cells: int, per_page: int) -> list:
+    """(name, build) of each figure :func:`make_figures` draws from the result alone, in order."""
+    plan = []
+    pages = montage_pages(result.n_cells, per_page)
+    # one crop size for every page, measured once over all cells
+    size = crop_size(result.roi_masks, result.footprints, result.frame_shape) if result.n_cells else None
+    for p in range(pages):
+        plan.append(("footprints" if pages == 1 else f"footprints_p{p + 1:02d}",
+                     lambda p=p: footprint_montage(result, page=p, per_page=per_page, size=size, style=False)))
+    outlines = []   # the cells' outlines, computed once for both contour figures
+
+    def contours_over(background):
+        if not outlines:
+            outlines.extend(cell_outlines(result))
+        return contours(result, background, outlines=outlines, style=False)
+
+    plan.append(("contours_mean", lambda: contours_over("mean")))
+    if result.get("correlation_image") is not None:
+        plan.append(("contours_correlation", lambda: contours_over("correlation")))
+    plan.append(("traces_dff", lambda: traces_stacked(result, "dff", max_cells=max_cells, style=False)))
+    plan.append(("traces_heatmap", lambda: traces_heatmap(result, style=False)))
+    if result.get("spikes") is not None:
+        plan.append(("spikes_heatmap", lambda: traces_heatmap(result, "spikes", style=False)))
+    plan += [("motion_shifts", lambda: motion_shifts(result, style=False)),
+             ("rank_selection", lambda: rank_selection(result, style=False)),
+             ("rejected", lambda: rejected(result, style=False)),
+             ("nmf_loss", lambda: nmf_loss(result, style=False))]
+    return plan

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,13 @@ def new_figure(width=None, height=None, *, columns=1):
     fig = Figure(figsize=(float(width), float(height)))
     FigureCanvasAgg(fig)
     return fig
+
+
+def free_figure(fig) -> None:
+    """Release a figure once saved: its artists, and with them the arrays of its images, go now (a
+    figure and its canvas refer to each other, so dropping the last name of it would free nothing
+    until the next garbage collection); what is left of it is a few kilobytes."""
+    fig.clear()
 
 
 def single_width() -> float:
@@ -267,21 +275,50 @@ def _center_of(mask, footprint=None):
     return np.array([(rr * w).sum() / total, (cc * w).sum() / total])
 
 
-def mask_outline(mask) -> np.ndarray:
+def mask_outline(mask, smooth: bool = True) -> np.ndarray:
     """The outline of a binary mask as one (N, 2) array of (row, col) points, pieces separated by
     NaN rows (largest piece first); empty (0, 2) when the mask is empty. Contours are closed at
-    the image border."""
+    the image border.
+
+    ``smooth`` (default): the outline of the mask blurred by :func:`outline_sigma` at its half level,
+    islands under a quarter of the largest piece's area left out. A mask taken from a footprint fitted
+    to a few noisy events has a ragged edge, one-pixel spikes and stray islands, drawn pixel by pixel
+    as an irregular blob; the smoothed outline keeps the cell's place, size and shape. When blurring
+    leaves nothing (a mask of a few pixels) the exact outline is drawn."""
+    from scipy.ndimage import gaussian_filter
     from skimage.measure import find_contours
 
     m = np.asarray(mask, bool)
-    if not m.any():
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
         return np.zeros((0, 2))
-    pieces = find_contours(np.pad(m, 1).astype(np.float32), 0.5)
-    pieces = sorted((p - 1 for p in pieces), key=lambda p: -abs(polygon_area(p)))
+    sigma = outline_sigma(m) if smooth else 0.0
+    pad = int(np.ceil(3 * sigma)) + 1   # the blur's reach, and one pixel so contours close at the border
+    r0, c0 = rows[0], cols[0]
+    window = np.pad(m[r0:rows[-1] + 1, c0:cols[-1] + 1], pad).astype(np.float32)
+    pieces = []
+    if sigma > 0:
+        pieces = find_contours(gaussian_filter(window, sigma, mode="constant"), 0.5)
+    if not pieces:
+        pieces = find_contours(window, 0.5)
+    areas = [abs(polygon_area(p)) for p in pieces]
+    order = np.argsort(areas, kind="stable")[::-1]
+    keep = [pieces[i] for i in order if not smooth or areas[i] >= 0.25 * areas[order[0]]]
     out = []
-    for p in pieces:
+    for p in keep:
+        # back to frame coordinates, inside the frame (the blur may reach past its edge)
+        p = p + (r0 - pad, c0 - pad)
+        p[:, 0] = np.clip(p[:, 0], -0.5, m.shape[0] - 0.5)
+        p[:, 1] = np.clip(p[:, 1], -0.5, m.shape[1] - 0.5)
         out.extend([p, np.full((1, 2), np.nan)])
     return np.concatenate(out[:-1])
+
+
+def outline_sigma(mask) -> float:
+    """How much :func:`mask_outline` blurs a mask (pixels): 0.15 of its equivalent diameter, at
+    least 0.8 and at most 4 px (1.5 px for a 10-px cell: ragged edges go, the cell's shape stays)."""
+    diameter = 2 * np.sqrt(float(np.count_nonzero(mask)) / np.pi)
+    return float(np.clip(0.15 * diameter, 0.8, 4.0))
 
 
 def polygon_area(points) -> float:
@@ -308,6 +345,76 @@ def crop_size(masks, footprints, shape) -> int:
     s = max(s, 11)
     s += (s + 1) % 2
     return int(min(s, max(H, W)))
+
+
+@dataclass
+class Mosaic:
+    """Square tiles on a grid in one axes (see :func:`mosaic_figure`). ``image`` (NaN between the
+    tiles) is what :meth:`show` draws; ``origins[i]`` is tile i's top-left corner (x, y) in the
+    axes' data units (image pixels, y down); ``size`` its side; ``inch`` inches per data unit."""
+
+    fig: object
+    ax: object
+    image: np.ndarray
+    origins: np.ndarray
+    size: int
+    inch: float
+
+    def place(self, i: int, tile) -> None:
+        x, y = (int(v) for v in self.origins[i])
+        self.image[y:y + self.size, x:x + self.size] = tile
+
+    def title(self, text: str, **kw):
+        """The figure's title, in the room :func:`mosaic_figure` left at the top."""
+        return self.fig.suptitle(text, y=1 - 0.05 / self.fig.get_figheight(), va="top", **kw)
+
+    def show(self, cmap, vmin=0.0, vmax=1.0):
+        import matplotlib as mpl
+
+        cmap = mpl.colormaps[cmap].with_extremes(bad=(0, 0, 0, 0))   # the figure's colour between tiles
+        H, W = self.image.shape
+        return self.ax.imshow(np.ma.masked_invalid(self.image), cmap=cmap, vmin=vmin, vmax=vmax,
+                              interpolation="none", extent=(0, W, H, 0), aspect="equal")
+
+
+def mosaic_figure(n: int, size: int, ncols: int, width: float, *, above: float = 0.0, below: float = 0.0,
+                  title: float = 0.0) -> Mosaic:
+    """A figure ``width`` inches wide holding ``n`` square tiles of ``size`` pixels, ``ncols`` to a
+    row, all in one image on one axes: drawn and saved in a fraction of the time of one axes per
+    tile, whatever ``n`` (montages of hundreds of cells). Each tile has ``above`` and ``below``
+    inches of room for text (a label, a caption), the figure ``title`` inches at the top for a
+    title: the figure's height follows from them, so nothing drawn there is cut off at its edges."""
+    gap = max(1, int(round(size / 10)))
+    nrows = max(1, -(-n // ncols))
+    inch = width / (ncols * size + (ncols + 1) * gap)          # inches per tile pixel
+    above_px, below_px = (int(np.ceil(v / inch)) for v in (above, below))
+    pitch_y = above_px + size + below_px + gap
+    W, H = ncols * size + (ncols + 1) * gap, nrows * pitch_y + gap
+    height = H * inch + title
+    fig = new_figure(width, height)
+    fig.set_layout_engine("none")
+    ax = fig.add_axes((0, 0, 1, H * inch / height))
+    ax.set_axis_off()
+    ax.set_xlim(0, W)
+    ax.set_ylim(H, 0)
+    i = np.arange(n)
+    origins = np.column_stack([gap + (i % ncols) * (size + gap), gap + (i // ncols) * pitch_y + above_px])
+    return Mosaic(fig, ax, np.full((H, W), np.nan, np.float32), origins, int(size), inch)
+
+
+def text_height(fontsize, lines: int = 1) -> float:
+    """Inches that ``lines`` lines of text at ``fontsize`` (points, or a name such as "large") take,
+    at matplotlib's line spacing of 1.2."""
+    from matplotlib.font_manager import FontProperties
+
+    return lines * 1.2 * float(FontProperties(size=fontsize).get_size_in_points()) / 72
+
+
+def title_room(lines: int = 1) -> float:
+    """Inches at the top of a figure for a title of ``lines`` lines (figure.titlesize) and a margin."""
+    import matplotlib as mpl
+
+    return text_height(mpl.rcParams["figure.titlesize"], lines) + 0.1
 
 
 def crop(img, center, size):

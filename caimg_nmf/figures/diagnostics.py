@@ -29,17 +29,18 @@ def default_frames(result, n: int = 3) -> list[int]:
 
 def reconstruct_frames(result, frames) -> np.ndarray:
     """Model frames: footprints · traces, plus background (``background/footprints`` ·
-    ``background/traces``) and ``baseline`` (scalar, (H, W), (T,) or (T, H, W)) when saved."""
+    ``background/traces``) and ``baseline`` (scalar, (H, W), (T,) or (T, H, W)) when saved.
+
+    Summed in float64 over blocks of components, so that no float64 copy of all footprints (a
+    gigabyte for 500 cells of 512 × 512) is made."""
     frames = np.asarray(frames, int)
     H, W = result.frame_shape
-    A = result.footprints.reshape(result.n_cells, H * W).astype(np.float64)
-    out = (result.traces[:, frames].T.astype(np.float64) @ A) if result.n_cells else np.zeros((len(frames), H * W))
-    out = out.reshape(len(frames), H, W)
+    out = np.zeros((len(frames), H * W))
+    _add_components(out, result.footprints, result.traces, frames)
     bf, bt = result.get("background/footprints"), result.get("background/traces")
     if bf is not None and bt is not None and len(bf):
-        bf = np.asarray(bf, np.float64).reshape(len(bf), H, W)
-        bt = np.asarray(bt, np.float64).reshape(len(bf), -1)
-        out += np.einsum("bf,bhw->fhw", bt[:, frames], bf)
+        _add_components(out, bf, np.reshape(bt, (len(bf), -1)), frames)
+    out = out.reshape(len(frames), H, W)
     base = result.get("baseline")
     if base is not None:
         base = np.asarray(base, np.float64)
@@ -50,6 +51,14 @@ def reconstruct_frames(result, frames) -> np.ndarray:
         elif base.ndim == 3 and base.shape[1:] == (H, W):
             out += base[frames]
     return out
+
+
+def _add_components(out, footprints, traces, frames, block: int = 32) -> None:
+    """``out`` (F, P) += traces[:, frames]ᵀ · footprints (K, ...) flattened, ``block`` components at a time."""
+    weights = np.asarray(traces, np.float64)[:, frames].T
+    for k0 in range(0, len(footprints), block):
+        A = np.asarray(footprints[k0:k0 + block], np.float64).reshape(-1, out.shape[1])
+        out += weights[:, k0:k0 + len(A)] @ A
 
 
 def reconstruction(result, movie, frames=None, *, style=None):
@@ -82,9 +91,9 @@ def reconstruction(result, movie, frames=None, *, style=None):
         r = float(np.percentile(np.abs(resid), 99.5)) or 1.0
         fr = result.frame_rate
         for i, f in enumerate(frames):
-            im0 = axes[i, 0].imshow(orig[i], cmap="gray", vmin=vmin, vmax=vmax)
-            axes[i, 1].imshow(model[i], cmap="gray", vmin=vmin, vmax=vmax)
-            im2 = axes[i, 2].imshow(resid[i], cmap="RdBu_r", vmin=-r, vmax=r)
+            im0 = axes[i, 0].imshow(orig[i], cmap="gray", vmin=vmin, vmax=vmax, interpolation="none")
+            axes[i, 1].imshow(model[i], cmap="gray", vmin=vmin, vmax=vmax, interpolation="none")
+            im2 = axes[i, 2].imshow(resid[i], cmap="RdBu_r", vmin=-r, vmax=r, interpolation="none")
             for ax in axes[i]:
                 empty_axes(ax)
             rel = np.linalg.norm(resid[i]) / max(np.linalg.norm(orig[i]), 1e-12)

@@ -122,8 +122,9 @@ def traces_heatmap(result, kind: str = "dff", *, normalize: bool = False, style=
             vmin, vmax = np.percentile(data, [1, 99.5])
             if not vmax > vmin:
                 vmax = vmin + 1.0
-        im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest",
-                       extent=(0, duration, K - 0.5, -0.5))
+        # the PDF holds the cells x frames values themselves unless that is more than a 300 dpi copy
+        im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax,
+                       interpolation="none" if T <= 3000 else "nearest", extent=(0, duration, K - 0.5, -0.5))
         if K <= 12:
             ax.set_yticks(np.arange(K))
         else:

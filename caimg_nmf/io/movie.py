@@ -26,6 +26,11 @@ AXES = ("TYX", "YXT")
 MIN_FRAME_SIDE = 2            # frames of fewer pixels each way are not images
 AXES_SAMPLE_BYTES = 32 << 20  # the axis-order check reads about this much of the movie at most
 FRAME_RATE_KEYS = ("frame_rate", "fs", "fps", "frame_rate_hz", "imaging_rate")  # HDF5 attributes
+PIXEL_SIZE_KEYS = ("pixel_size_um", "um_per_pixel", "element_size_um")  # HDF5 attributes, µm per pixel
+#: micrometres per unit of a length unit as ImageJ and OME write it (ImageJ writes "micron", "\\u00B5m" too)
+LENGTH_UNITS_UM = {"nm": 1e-3, "nanometer": 1e-3, "um": 1.0, "µm": 1.0, "μm": 1.0, "\\u00b5m": 1.0,
+                   "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0, "mm": 1e3,
+                   "millimeter": 1e3, "cm": 1e4, "m": 1e6, "meter": 1e6}
 
 
 def _fail(msg):
@@ -46,15 +51,19 @@ class Movie:
     paths : list of Path, the files read
     frame_rate : float or None, frames per second as the file states it (ImageJ, ScanImage or OME
         metadata of a TIFF; a ``frame_rate``/``fs``/``fps`` attribute in HDF5); None when it says none
+    pixel_size_um : float or None, micrometres per pixel (along x) as the file states it (ImageJ
+        resolution and unit, OME PhysicalSizeX; a ``pixel_size_um``/``element_size_um`` attribute in
+        HDF5); None when it says none
     """
 
-    def __init__(self, reader, shape, dtype, source, paths, frame_rate=None):
+    def __init__(self, reader, shape, dtype, source, paths, frame_rate=None, pixel_size_um=None):
         self._reader = reader  # callable (start, stop) -> ndarray (stop-start, H, W)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         self.source = source
         self.paths = [Path(p) for p in paths]
         self.frame_rate = frame_rate
+        self.pixel_size_um = pixel_size_um
         self._closers = []
 
     # -- access --------------------------------------------------------------------------
@@ -119,7 +128,8 @@ class Movie:
         parent = self
         view = Movie(lambda a, b: parent.read(first_frame + a, first_frame + b),
                      (stop - first_frame,) + self.shape[1:], self.dtype,
-                     f"{self.source} [frames {first_frame}..{stop - 1}]", self.paths, self.frame_rate)
+                     f"{self.source} [frames {first_frame}..{stop - 1}]", self.paths, self.frame_rate,
+                     self.pixel_size_um)
         view._closers = self._closers
         return view
 
@@ -425,6 +435,7 @@ def _open_hdf5(path, dataset, axes) -> Movie:
         _check_ndim(ds.shape, source, "")
         _check_dtype(ds.dtype, source)
         rate = _hdf5_frame_rate(fh, ds)
+        pixel_size = _hdf5_pixel_size(fh, ds)
     except CaimgError:
         fh.close()
         raise
@@ -434,7 +445,7 @@ def _open_hdf5(path, dataset, axes) -> Movie:
     else:
         shape = ds.shape
         reader = lambda a, b: ds[a:b]  # noqa: E731
-    movie = Movie(reader, shape, ds.dtype, source, [path], rate)
+    movie = Movie(reader, shape, ds.dtype, source, [path], rate, pixel_size)
     movie._closers.append(fh.close)
     return movie
 
@@ -445,6 +456,18 @@ def _hdf5_frame_rate(fh, ds):
         for key in FRAME_RATE_KEYS:
             if key in holder.attrs and _positive(holder.attrs[key]):
                 return float(np.asarray(holder.attrs[key]).ravel()[0])
+    return None
+
+
+def _hdf5_pixel_size(fh, ds):
+    """µm per pixel from an attribute of the dataset, else of the file's root, or None.
+    ``element_size_um`` (Fiji's and ilastik's HDF5 convention) has one value per axis: x is the last."""
+    for holder in (ds, fh):
+        for key in PIXEL_SIZE_KEYS:
+            if key in holder.attrs:
+                values = np.asarray(holder.attrs[key]).ravel()
+                if values.size and _positive(values[-1:]):
+                    return float(values[-1])
     return None
 
 
@@ -536,14 +559,41 @@ def _tiff_frame_rate(tif):
         m = re.search(r"(?:scanimage\.)?SI\.hRoiManager\.scanFrameRate'?\s*[=:]\s*([0-9.eE+-]+)", text)
         if m and _positive(m.group(1)):
             return float(m.group(1))
+    attrs = _ome_pixels_attrs(tif)
+    scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0, "h": 3600.0}
+    unit = scale.get(attrs.get("TimeIncrementUnit", "s"))
+    if unit and _positive(attrs.get("TimeIncrement")):
+        return 1.0 / (float(attrs["TimeIncrement"]) * unit)
+    return None
+
+
+def _ome_pixels_attrs(tif) -> dict:
+    """The attributes of an OME-TIFF's ``Pixels`` element ({} for other TIFFs)."""
     ome = tif.ome_metadata if tif.is_ome else None
-    if ome:
-        m = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", ome)
-        attrs = dict(re.findall(r'(\w+)="([^"]*)"', m.group(0))) if m else {}
-        scale = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.0, "h": 3600.0}
-        unit = scale.get(attrs.get("TimeIncrementUnit", "s"))
-        if unit and _positive(attrs.get("TimeIncrement")):
-            return 1.0 / (float(attrs["TimeIncrement"]) * unit)
+    m = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", ome) if ome else None
+    return dict(re.findall(r'(\w+)="([^"]*)"', m.group(0))) if m else {}
+
+
+def _tiff_pixel_size(tif):
+    """µm per pixel along x stated in a TIFF's metadata, or None: ImageJ's XResolution (pixels per
+    unit) with its ``unit`` (micron, µm, nm, mm...), or OME's PhysicalSizeX (µm unless
+    PhysicalSizeXUnit says otherwise). A resolution without a length unit (TIFF's default 72 pixels
+    per inch, or ImageJ's "pixel") says nothing about the sample. ScanImage headers state no pixel
+    size (it follows from the objective's calibration and the zoom), so none is read from them."""
+    attrs = _ome_pixels_attrs(tif)
+    scale = LENGTH_UNITS_UM.get(attrs.get("PhysicalSizeXUnit", "µm").strip().lower())
+    if scale and _positive(attrs.get("PhysicalSizeX")):
+        return float(attrs["PhysicalSizeX"]) * scale
+    ij = tif.imagej_metadata or {}
+    scale = LENGTH_UNITS_UM.get(str(ij.get("unit", "")).strip().lower())
+    if scale:
+        try:
+            num, den = tif.pages[0].tags["XResolution"].value
+            per_unit = float(num) / float(den)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
+        if _positive(per_unit):
+            return scale / per_unit
     return None
 
 
@@ -563,6 +613,7 @@ def _open_tiff(path, axes, *, single_frame=False) -> Movie:
     import tifffile
 
     tif, series, shape, rate = _tiff_series(path)
+    pixel_size = _tiff_pixel_size(tif)
     if single_frame and len(shape) == 2:
         shape = (1,) + tuple(shape)
     try:
@@ -579,7 +630,7 @@ def _open_tiff(path, axes, *, single_frame=False) -> Movie:
     if memmapped is not None:
         tif.close()
         movie = _from_array(memmapped, axes, str(path))
-        movie.paths, movie.frame_rate = [Path(path)], rate
+        movie.paths, movie.frame_rate, movie.pixel_size_um = [Path(path)], rate, pixel_size
         return movie
     pages_per_frame = len(series.pages) // shape[0] if axes == "TYX" else 0
     if axes == "TYX" and pages_per_frame == 1:
@@ -594,7 +645,7 @@ def _open_tiff(path, axes, *, single_frame=False) -> Movie:
             data = cache["data"]
             return np.moveaxis(data[:, :, a:b], 2, 0) if axes == "YXT" else data[a:b]
     full = (shape[2], shape[0], shape[1]) if axes == "YXT" else shape
-    movie = Movie(reader, full, series.dtype, str(path), [path], rate)
+    movie = Movie(reader, full, series.dtype, str(path), [path], rate, pixel_size)
     movie._closers.append(tif.close)
     return movie
 
@@ -631,6 +682,7 @@ def _open_tiff_list(paths, axes) -> Movie:
         return np.concatenate(parts, axis=0)
 
     source = str(paths[0]) if len(paths) == 1 else f"{len(paths)} TIFF files ({paths[0].name} ... {paths[-1].name})"
-    movie = Movie(reader, (int(offsets[-1]),) + movies[0].shape[1:], dtype, source, paths, movies[0].frame_rate)
+    movie = Movie(reader, (int(offsets[-1]),) + movies[0].shape[1:], dtype, source, paths, movies[0].frame_rate,
+                  movies[0].pixel_size_um)
     movie._closers.extend(m.close for m in movies)
     return movie
