@@ -63,8 +63,10 @@ class InputConfig:
                                           "figures, the result's pixel_size_um). Omit to read it from the file "
                                           "(ImageJ resolution and unit, OME PhysicalSizeX; an HDF5 pixel_size_um "
                                           "or element_size_um attribute); when the file does not say it either, "
-                                          "scale bars are in pixels. A value set here wins over the file's.",
-                                          min=0.0, min_exclusive=True, max=1000.0, unit="µm")
+                                          "scale bars are in pixels. A value set here wins over the file's. "
+                                          "From 1 nm (super-resolution) to 1 mm per pixel: a value beyond is a "
+                                          "unit mix-up (nm or mm for µm).",
+                                          min=0.001, max=1000.0, unit="µm")
     cell_diameter: Optional[float] = _key(None, "Typical cell diameter in pixels. Omit to estimate it "
                                           "from the movie. At least 2 px and at most a quarter of the "
                                           "frame's shorter side, both after crop and spatial_bin (checked "

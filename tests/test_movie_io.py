@@ -1,3 +1,5 @@
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -209,18 +211,20 @@ def test_pixel_size_recorded_with_its_source(tmp_path):
     assert (attrs["pixel_size_um"], attrs["pixel_size_source"]) == (pytest.approx(1.2), "config")
 
 
-def test_absurd_pixel_size_in_the_file_is_refused(tmp_path):
-    """An ImageJ TIFF whose resolution says 1 pixel per 5 mm (a unit mix-up): refused with what to set,
-    before anything is written; input.pixel_size_um overrides it."""
+@pytest.mark.parametrize("size, unit, stated", [(5.0, "mm", "5000 µm"), (1e-4, "nm", "1e-07 µm")],
+                         ids=["5-mm-per-pixel", "0.1-pm-per-pixel"])
+def test_absurd_pixel_size_in_the_file_is_refused(tmp_path, size, unit, stated):
+    """An ImageJ TIFF whose resolution says 1 pixel per 5 mm, or per 0.1 pm (unit mix-ups): refused with
+    what to set, before anything is written; input.pixel_size_um overrides it."""
     from hostile import expect_cli
 
     from caimg_nmf.synthetic import make_movie
 
     movie = make_movie(3, (24, 24), 40, seed=0).movie.astype(np.float32)
-    path = _imagej(tmp_path / "mm.tif", movie, 5.0, "mm")
+    path = _imagej(tmp_path / "odd.tif", movie, size, unit)
     out = tmp_path / "out" / "r.h5"
     expect_cli(["run", "-i", path, "-o", out, "--no-figures", "--frame-rate", "10"], protect=[path],
-               message=[r"mm\.tif states a pixel size of 5000 µm", r"input\.pixel_size_um"])
+               message=[rf"odd\.tif states a pixel size of {re.escape(stated)}", r"input\.pixel_size_um"])
     assert not out.parent.exists()
     attrs, _ = _run_small(path, tmp_path / "ok.h5", "--set", "input.pixel_size_um=2")
     assert attrs["pixel_size_um"] == pytest.approx(2.0)
