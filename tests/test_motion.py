@@ -398,3 +398,22 @@ def test_correlation_significance_is_calibrated_on_noise():
     passed = z > threshold
     assert 0.005 <= passed.mean() <= 0.05, passed.mean()
     assert not peaks[~passed].any() and np.abs(peaks[passed]).max() > 1
+
+
+@pytest.mark.parametrize("method", ["rigid", "piecewise"])
+def test_a_closed_shutter_stretch_is_left_in_place(method):
+    """The first 20 of 60 frames are dark (shutter closed: offset plus noise), the rest see moving
+    texture: the dark frames keep shift 0 (their patches the rigid 0), the others are registered."""
+    rng = np.random.default_rng(10)
+    base = _base_image(rng, 64, 96)
+    d = rng.uniform(-4, 4, (T, 2))
+    mov = np.stack([ndimage.shift(base, d[t], order=3, mode="nearest") for t in range(T)])
+    mov[:20] = 10.0
+    mov = (mov + rng.normal(0, 3, mov.shape)).astype(np.float32)
+    r = correct_motion(mov, _cfg(method=method, patch_size=32, patch_overlap=8))
+    assert not r.shifts[:20].any()
+    assert (r.peak_z[:20] <= r.min_peak_z).all() and (r.peak_z[20:] > r.min_peak_z).all()
+    if method == "piecewise":
+        assert not r.patch_shifts[:20].any()
+    err = r.shifts[20:] + d[20:]
+    assert np.sqrt(((err - err.mean(axis=0)) ** 2).sum(axis=1).mean()) < 0.2
